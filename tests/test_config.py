@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import pytest
+
+from utils.config import TINY_MODEL_DIR, ConfigError, get_config
+
+
+def test_auto_profile_is_cpu_without_cuda(clean_env):
+    cfg = get_config()
+    assert cfg.profile == "cpu"
+    assert Path(cfg.base_model) == TINY_MODEL_DIR
+    assert cfg.run_dir.name == "cpu"
+    assert not cfg.load_in_4bit
+    assert str(cfg.torch_dtype) == "torch.float32"
+
+
+def test_gpu_profile_without_cuda_says_what_to_do(clean_env):
+    clean_env.setenv("WORKSHOP_PROFILE", "gpu")
+    with pytest.raises(ConfigError, match="WORKSHOP_PROFILE=cpu"):
+        get_config()
+
+
+def test_unknown_profile(clean_env):
+    clean_env.setenv("WORKSHOP_PROFILE", "tpu")
+    with pytest.raises(ConfigError, match="未知のプロファイル"):
+        get_config()
+
+
+def test_env_overrides_are_typed(clean_env, tmp_path):
+    clean_env.setenv("WORKSHOP_N_TEST", "7")
+    clean_env.setenv("WORKSHOP_LEARNING_RATE", "0.01")
+    clean_env.setenv("WORKSHOP_GRADIENT_CHECKPOINTING", "true")
+    clean_env.setenv("WORKSHOP_LORA_TARGET_MODULES", "q_proj, v_proj")
+    clean_env.setenv("WORKSHOP_N_TRAIN", "all")
+    clean_env.setenv("WORKSHOP_OUTPUT_DIR", str(tmp_path))
+    cfg = get_config()
+    assert cfg.n_test == 7 and cfg.learning_rate == 0.01 and cfg.gradient_checkpointing is True
+    assert cfg.lora_target_modules == ("q_proj", "v_proj")
+    assert cfg.n_train is None
+    assert cfg.run_dir == tmp_path / "cpu"
+
+
+@pytest.mark.parametrize("name,value,match", [
+    ("N_TEST", "many", "WORKSHOP_N_TEST"),
+    ("N_TEST", "-3", "WORKSHOP_N_TEST"),
+    ("GRADIENT_CHECKPOINTING", "maybe", "true/false"),
+    ("COMPUTE_DTYPE", "int8", "compute_dtype"),
+    ("DATA_PATH", "/no/such/file.jsonl", "WORKSHOP_DATA_PATH"),
+    ("BASE_MODEL", "./no-such-model-dir", "WORKSHOP_BASE_MODEL"),
+    ("LOAD_IN_4BIT", "1", "CUDA"),
+])
+def test_bad_values_get_clear_errors(clean_env, name, value, match):
+    clean_env.setenv(f"WORKSHOP_{name}", value)
+    with pytest.raises(ConfigError, match=match):
+        get_config()
+
+
+def test_gpu_profile_defaults_match_the_workshop_plan(clean_env, monkeypatch):
+    import utils.config as config
+
+    monkeypatch.setattr(config, "_cuda_available", lambda: True)
+    cfg = get_config("gpu")
+    assert cfg.base_model == "stabilityai/japanese-stablelm-base-gamma-7b"
+    assert cfg.load_in_4bit and cfg.max_length == 1024 and cfg.n_test == 100 and cfg.n_train is None
+    assert (cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout) == (16, 32, 0.05)
+    assert set(cfg.lora_target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+def test_config_renders_a_table(clean_env):
+    cfg = get_config()
+    text = str(cfg)
+    for key in ("profile", "base_model", "device", "dtype", "output_dir"):
+        assert key in text
+    assert "<table>" in cfg._repr_html_()
+
+
+def test_config_is_frozen(clean_env):
+    cfg = get_config()
+    with pytest.raises(Exception):
+        cfg.n_test = 3  # type: ignore[misc]

@@ -1,0 +1,33 @@
+"""Notebooks are committed without outputs and follow the workshop's naming and skeleton."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+def test_the_five_numbered_notebooks_exist():
+    names = [nb.name for nb in NOTEBOOKS]
+    assert len(names) == 5 and all(re.fullmatch(r"0[1-5]_[a-z0-9_]+\.ipynb", n) for n in names), names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    dirty = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert dirty == [], f"{path.name}: cells {dirty} have outputs; clear them before committing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_skeleton_and_no_secrets(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    text = "\n".join("".join(c["source"]) for c in nb["cells"])
+    first = "".join(nb["cells"][0]["source"])
+    assert first.startswith("# "), "the first cell is the H1 title"
+    for heading in ("学習目標", "所要時間", "前提", "まとめ", "理解度チェック"):
+        assert heading in text, f"{path.name} lacks {heading}"
+    assert not re.search(r"hf_[A-Za-z0-9]{20,}", text), "a Hugging Face token in a notebook"
+    assert "trust_remote_code=True" not in text

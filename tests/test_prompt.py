@@ -1,0 +1,31 @@
+import pytest
+
+from utils.prompt import PROMPT_TEMPLATE, fit_records, format_prompt, to_prompt_completion
+
+
+def test_template_is_the_workshop_format():
+    assert PROMPT_TEMPLATE == "### 指示\n{instruction}\n\n### 入力\n{input}\n\n### 応答\n"
+
+
+def test_record_to_prompt_completion():
+    rec = {"index": "1", "instruction": " 要約してください ", "input": "本文。\n", "output": " 要約。 ", "category": "summarization"}
+    pair = to_prompt_completion(rec)
+    assert pair == {"prompt": "### 指示\n要約してください\n\n### 入力\n本文。\n\n### 応答\n", "completion": "要約。"}
+
+
+def test_empty_fields_are_rejected():
+    with pytest.raises(ValueError, match="空にできません"):
+        format_prompt("要約して", "  ")
+
+
+def test_fit_records_shortens_input_not_summary(tiny_tokenizer):
+    long = {"index": "1", "instruction": "要約して", "input": "長い本文です。" * 400, "output": "短い要約。", "category": "summarization"}
+    short = {"index": "2", "instruction": "要約して", "input": "短い本文。", "output": "要約。", "category": "summarization"}
+    huge_summary = {"index": "3", "instruction": "要約して", "input": "本文。", "output": "要約。" * 400, "category": "summarization"}
+    out, report = fit_records([long, short, huge_summary], tiny_tokenizer, 128, with_completion=True)
+    assert report == {"kept_as_is": 1, "input_truncated": 1, "dropped_too_long": 1}
+    fitted = out[0]
+    assert fitted["output"] == long["output"] and fitted["input"].endswith("…")
+    pair = to_prompt_completion(fitted)
+    assert len(tiny_tokenizer(pair["prompt"] + pair["completion"] + tiny_tokenizer.eos_token)["input_ids"]) <= 128
+    assert out[1] == short

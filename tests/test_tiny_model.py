@@ -1,0 +1,91 @@
+"""The bundled tiny base model: offline loading, LoRA targets, tokenizer contract, held-out bound, no leak."""
+
+import importlib.util
+import json
+import math
+
+import pytest
+import torch
+
+from utils.config import TINY_MODEL_DIR, get_config
+from utils.data import BUNDLED_PATH, read_jsonl
+from utils.prompt import to_prompt_completion
+
+REPORT = json.loads((TINY_MODEL_DIR / "training_report.json").read_text())
+
+
+def _build_script():
+    spec = importlib.util.spec_from_file_location("build_tiny_model", TINY_MODEL_DIR.parents[1] / "scripts" / "build_tiny_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(TINY_MODEL_DIR).eval()
+
+
+def test_loads_offline_and_fits_the_size_budget(tiny_model):
+    assert tiny_model.config.model_type == "mistral"
+    size_mb = sum(f.stat().st_size for f in TINY_MODEL_DIR.iterdir()) / 1e6
+    assert size_mb <= 40, f"{size_mb:.1f} MB"
+    assert (TINY_MODEL_DIR / "model.safetensors").is_file()
+    card = (TINY_MODEL_DIR / "README.md").read_text()
+    assert "CC BY-SA 3.0" in card and "bits per character" in card
+
+
+def test_module_names_match_the_lora_targets(clean_env, tiny_model):
+    names = {name.rsplit(".", 1)[-1] for name, _ in tiny_model.named_modules()}
+    for profile_targets in (get_config("cpu").lora_target_modules,):
+        assert set(profile_targets) <= names
+
+
+@pytest.mark.parametrize("text", ["𠮷野家で🍣を食べた。", "鬱蒼とした森、齟齬と贔屓。", "ＡＢＣ abc 123\n改行\t タブ", "👨‍👩‍👧 家族"])
+def test_tokenizer_round_trips_any_text(tiny_tokenizer, text):
+    ids = tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert tiny_tokenizer.decode(ids, skip_special_tokens=True) == text
+
+
+def test_rare_characters_use_byte_fallback_not_unk(tiny_tokenizer):
+    ids = tiny_tokenizer("𠮷🍣", add_special_tokens=False)["input_ids"]
+    assert tiny_tokenizer.unk_token_id not in ids
+    assert any(tiny_tokenizer.convert_ids_to_tokens(i).startswith("<0x") for i in ids)
+
+
+def test_special_tokens_are_what_trl_and_the_prompt_expect(tiny_tokenizer):
+    tok = tiny_tokenizer
+    assert (tok.bos_token, tok.eos_token, tok.pad_token) == ("<s>", "</s>", "<pad>")
+    assert len({tok.bos_token_id, tok.eos_token_id, tok.pad_token_id}) == 3
+    pair = to_prompt_completion({"instruction": "要約して", "input": "本文です。", "output": "要約です。"})
+    prompt_ids = tok(pair["prompt"])["input_ids"]
+    full_ids = tok(pair["prompt"] + pair["completion"] + tok.eos_token)["input_ids"]
+    assert prompt_ids[0] == tok.bos_token_id and prompt_ids[-1] != tok.eos_token_id
+    # '\n' is its own token: the prompt is an exact prefix, so TRL's mask starts right at the summary
+    assert full_ids[: len(prompt_ids)] == prompt_ids
+    assert full_ids[-1] == tok.eos_token_id and full_ids.count(tok.eos_token_id) == 1
+
+
+def test_heldout_loss_stays_under_the_recorded_bound(tiny_model, tiny_tokenizer):
+    build = _build_script()
+    _, heldout, _ = build.build_corpus(read_jsonl(BUNDLED_PATH))
+    bound = REPORT["heldout_bound"]
+    result = build.bits_per_char(tiny_model, tiny_tokenizer, build.heldout_sample(heldout), torch.device("cpu"),
+                                 max_len=bound["max_tokens"])
+    assert math.isfinite(result["loss"]) and result["loss"] <= bound["bound"]
+    assert f"{bound['bound']}" in (TINY_MODEL_DIR / "README.md").read_text()
+
+
+def test_no_heldout_summarization_text_in_the_pretraining_corpus():
+    build = _build_script()
+    docs, heldout, _ = build.build_corpus(read_jsonl(BUNDLED_PATH))
+    from utils.data import clean_summarization, split_of
+
+    kept, _ = clean_summarization(read_jsonl(BUNDLED_PATH))
+    held = [r for r in kept if split_of(r["index"]) != "train"]
+    assert len(held) == len(heldout["validation"]) + len(heldout["test"]) > 100
+    corpus = "\x00".join(docs)
+    leaked = [r["index"] for r in held for k in ("input", "output") if r[k] in corpus]
+    assert leaked == []

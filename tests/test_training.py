@@ -1,0 +1,58 @@
+"""SFT settings and TRL's completion-only masking on the real collator."""
+
+import pytest
+
+from utils.config import TINY_MODEL_DIR, get_config
+from utils.training import lora_config, optimizer_steps, sft_config, sft_datasets
+
+RECORDS = [
+    {"index": str(i), "instruction": "次の文章を要約してください。", "input": "本文" * (5 + 7 * i) + "。",
+     "output": f"要約{i}です。", "category": "summarization"}
+    for i in range(3)
+]
+
+
+def test_sft_config_is_cpu_safe(clean_env, tmp_path):
+    cfg = get_config()
+    args = sft_config(cfg, tmp_path)
+    assert args.bf16 is False and args.fp16 is False  # SFTConfig would otherwise pick bf16
+    assert args.gradient_checkpointing is False
+    assert args.completion_only_loss is True and args.max_length == cfg.max_length
+    assert args.learning_rate == cfg.learning_rate and args.seed == cfg.seed
+
+
+def test_lora_config_follows_the_profile(clean_env):
+    cfg = get_config()
+    lc = lora_config(cfg)
+    assert (lc.r, lc.lora_alpha, lc.lora_dropout) == (cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
+    assert set(lc.target_modules) == set(cfg.lora_target_modules) and "lm_head" not in lc.target_modules
+
+
+@pytest.mark.parametrize("n,batch,accum,epochs,expected", [(1000, 4, 4, 2, 126), (16, 8, 2, 1, 1), (17, 8, 2, 3, 6)])
+def test_optimizer_step_arithmetic(clean_env, n, batch, accum, epochs, expected):
+    cfg = get_config(per_device_train_batch_size=batch, gradient_accumulation_steps=accum, num_train_epochs=epochs)
+    assert optimizer_steps(n, cfg) == expected
+
+
+def test_trl_collator_masks_the_prompt_and_trains_eos(clean_env, tmp_path, tiny_tokenizer):
+    from transformers import AutoModelForCausalLM
+    from trl import SFTTrainer
+
+    cfg = get_config(max_length=64)
+    splits = {"train": RECORDS, "validation": RECORDS[:1]}
+    train_ds, val_ds, report = sft_datasets(splits, tiny_tokenizer, cfg)
+    assert report["train"]["dropped_too_long"] == 0
+    model = AutoModelForCausalLM.from_pretrained(TINY_MODEL_DIR)
+    trainer = SFTTrainer(model=model, args=sft_config(cfg, tmp_path, max_steps=1), train_dataset=train_ds,
+                         eval_dataset=val_ds, processing_class=tiny_tokenizer, peft_config=lora_config(cfg))
+    rows = [trainer.train_dataset[i] for i in range(len(trainer.train_dataset))]
+    batch = trainer.data_collator(rows)
+    for row, ids, labels, example in zip(rows, batch["input_ids"].tolist(), batch["labels"].tolist(), train_ds):
+        n_prompt = len(tiny_tokenizer(example["prompt"])["input_ids"])
+        n = len(row["input_ids"])
+        assert all(label == -100 for label in labels[:n_prompt]), "a prompt position carries a label"
+        assert labels[n_prompt:n] == ids[n_prompt:n], "a completion position is masked"
+        assert labels[n - 1] == tiny_tokenizer.eos_token_id, "the EOS after the completion is not trained"
+        assert all(label == -100 for label in labels[n:]), "padding carries a label"
+        decoded = tiny_tokenizer.decode(ids[n_prompt:n], skip_special_tokens=True)
+        assert decoded == example["completion"]

@@ -1,0 +1,251 @@
+"""Workshop profiles: every run-time choice of the notebooks lives here, in one place.
+
+Two named profiles share one code path:
+
+* ``gpu`` -- what participants run on a GPU VM: a 7B base model from the Hub in 4-bit (QLoRA).
+* ``cpu`` -- offline and CI: the project's bundled tiny Japanese model and bundled data, with
+  budgets small enough that all notebooks together run in minutes on 2 CPU cores.
+
+``WORKSHOP_PROFILE`` picks the profile (``auto``: ``gpu`` when CUDA is available, else ``cpu``),
+and any field can be overridden with ``WORKSHOP_<FIELD>`` (e.g. ``WORKSHOP_BASE_MODEL``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TINY_MODEL_DIR = PROJECT_ROOT / "models" / "tiny-ja-mistral"
+PROFILES = ("gpu", "cpu")
+
+
+class ConfigError(ValueError):
+    """A profile or override that cannot work; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class WorkshopConfig:
+    # --- which run ---------------------------------------------------------------------------
+    profile: str  # "gpu" or "cpu"
+    base_model: str  # Hub id or local directory
+    data_path: str | None = None  # local JSONL/JSONL.gz replacing the data source (None: Hub, else bundled)
+    output_dir: Path = PROJECT_ROOT / "outputs"  # artifacts go to <output_dir>/<profile>/ unless overridden
+
+    # --- model loading -----------------------------------------------------------------------
+    load_in_4bit: bool = False  # QLoRA: NF4 weights with double quantisation (bitsandbytes, CUDA only)
+    compute_dtype: str = "auto"  # "auto": bf16 if the GPU supports it, fp16 on T4/V100, fp32 on CPU
+
+    # --- data sizes ----------------------------------------------------------------------------
+    max_length: int = 1024  # tokens per training example (prompt + completion); longer ones are truncated
+    n_train: int | None = None  # None = every train record
+    n_val: int | None = None  # None = every validation record
+    n_test: int = 100  # test records scored before and after (first n of the fixed test split)
+
+    # --- generation ----------------------------------------------------------------------------
+    max_new_tokens: int = 256  # sized to the reference summaries (notebook 02 shows the coverage)
+    gen_batch_size: int = 16  # prompts per generate() call; left padding
+
+    # --- LoRA ----------------------------------------------------------------------------------
+    lora_r: int = 16  # rank of the update B @ A
+    lora_alpha: int = 32  # the update is scaled by alpha / r
+    lora_dropout: float = 0.05
+    lora_target_modules: tuple[str, ...] = (
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+    )  # every linear layer of each block; lm_head stays frozen
+
+    # --- training ------------------------------------------------------------------------------
+    learning_rate: float = 2e-4
+    num_train_epochs: float = 2.0
+    per_device_train_batch_size: int = 4
+    gradient_accumulation_steps: int = 4  # effective batch = batch size x accumulation
+    warmup_steps: int = 10
+    lr_scheduler_type: str = "cosine"
+    gradient_checkpointing: bool = True  # trades compute for memory; needed for 7B on a 16 GB GPU
+    eval_steps: int = 20  # validation loss every N optimizer steps
+    logging_steps: int = 5
+    seed: int = 42
+
+    # ------------------------------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        """Where this profile's artifacts go (splits, predictions, adapter, results)."""
+        return self.output_dir / self.profile
+
+    @property
+    def device(self) -> str:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    @property
+    def torch_dtype(self):
+        """The compute dtype actually used on this machine."""
+        import torch
+
+        if self.compute_dtype != "auto":
+            return getattr(torch, self.compute_dtype)
+        if self.device == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+
+    def rows(self) -> list[tuple[str, str]]:
+        dtype = str(self.torch_dtype).removeprefix("torch.")
+        train = "all" if self.n_train is None else str(self.n_train)
+        return [
+            ("profile", self.profile),
+            ("base_model", self.base_model),
+            ("device", self.device),
+            ("dtype", dtype + (" (4-bit NF4 weights)" if self.load_in_4bit else "")),
+            ("data", self.data_path or "Hub (bundled snapshot offline)"),
+            ("train / test records", f"{train} / {self.n_test}"),
+            ("max_length / max_new_tokens", f"{self.max_length} / {self.max_new_tokens}"),
+            ("LoRA r / alpha / dropout", f"{self.lora_r} / {self.lora_alpha} / {self.lora_dropout}"),
+            ("lr / epochs", f"{self.learning_rate:g} / {self.num_train_epochs:g}"),
+            ("batch x accumulation", f"{self.per_device_train_batch_size} x {self.gradient_accumulation_steps}"),
+            ("output_dir", str(self.run_dir)),
+        ]
+
+    def __str__(self) -> str:
+        width = max(len(k) for k, _ in self.rows())
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in self.rows())
+
+    def _repr_html_(self) -> str:
+        body = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
+                       for k, v in self.rows())
+        return f"<table>{body}</table>"
+
+
+_PROFILE_DEFAULTS: dict[str, dict[str, object]] = {
+    "gpu": dict(
+        base_model="stabilityai/japanese-stablelm-base-gamma-7b",
+        load_in_4bit=True,
+        max_length=1024,
+        n_test=100,
+        max_new_tokens=256,
+        gen_batch_size=16,
+        learning_rate=2e-4,
+        num_train_epochs=2.0,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=4,
+        gradient_checkpointing=True,
+        eval_steps=20,
+    ),
+    "cpu": dict(
+        base_model=str(TINY_MODEL_DIR),
+        load_in_4bit=False,
+        compute_dtype="float32",
+        max_length=512,
+        n_train=None,
+        n_val=48,
+        n_test=80,
+        max_new_tokens=96,
+        gen_batch_size=16,
+        # A tiny model trained from scratch tolerates (and needs) a much larger LoRA learning rate.
+        learning_rate=2e-3,
+        num_train_epochs=2.0,
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=2,
+        gradient_checkpointing=False,
+        eval_steps=25,
+        logging_steps=10,
+    ),
+}
+
+
+def _parse(name: str, raw: str, annotation: str):
+    """Convert an environment string to the field's type, or say clearly what is wrong."""
+    env = f"WORKSHOP_{name.upper()}"
+    try:
+        if "bool" in annotation:
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true/false")
+        if "None" in annotation and raw.strip().lower() in ("", "none", "all"):
+            return None
+        if annotation.startswith("int"):
+            value = int(raw)
+            if value <= 0:
+                raise ValueError("must be positive")
+            return value
+        if annotation.startswith("float"):
+            value = float(raw)
+            if value < 0:
+                raise ValueError("must not be negative")
+            return value
+        if annotation.startswith("tuple"):
+            items = tuple(s.strip() for s in raw.split(",") if s.strip())
+            if not items:
+                raise ValueError("expected a comma-separated list")
+            return items
+        if annotation == "Path":
+            return Path(raw).expanduser().resolve()
+        return raw
+    except ValueError as err:
+        raise ConfigError(f"環境変数 {env}={raw!r} を解釈できません ({annotation}: {err})。"
+                          f"値を直すか、unset {env} で既定値に戻してください。") from None
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def get_config(profile: str | None = None, **overrides) -> WorkshopConfig:
+    """The profile's config with ``WORKSHOP_*`` environment overrides, then keyword overrides."""
+    requested = (profile or os.environ.get("WORKSHOP_PROFILE", "auto")).strip().lower()
+    if requested == "auto":
+        requested = "gpu" if _cuda_available() else "cpu"
+    if requested not in PROFILES:
+        raise ConfigError(f"WORKSHOP_PROFILE={requested!r} は未知のプロファイルです。"
+                          f"{', '.join(PROFILES)} か auto を指定してください。")
+    if requested == "gpu" and not _cuda_available():
+        raise ConfigError("gpu プロファイルが指定されましたが CUDA の GPU が見つかりません。"
+                          "GPU VM で実行するか (nvidia-smi で確認)、WORKSHOP_PROFILE=cpu "
+                          "(または auto) を指定してください。")
+
+    values: dict[str, object] = {"profile": requested, **_PROFILE_DEFAULTS[requested]}
+    hints = typing.get_type_hints(WorkshopConfig)
+    for f in dataclasses.fields(WorkshopConfig):
+        if f.name == "profile":
+            continue
+        raw = os.environ.get(f"WORKSHOP_{f.name.upper()}")
+        if raw is not None:
+            annotation = str(f.type).replace("typing.", "")
+            values[f.name] = _parse(f.name, raw, annotation)
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(WorkshopConfig)}
+    if unknown:
+        raise ConfigError(f"未知の設定項目: {sorted(unknown)}")
+    values.update(overrides)
+    if values.get("output_dir") is not None:
+        values["output_dir"] = Path(values["output_dir"])
+    cfg = WorkshopConfig(**values)  # type: ignore[arg-type]
+    _validate(cfg, hints)
+    return cfg
+
+
+def _validate(cfg: WorkshopConfig, _hints) -> None:
+    if cfg.compute_dtype not in ("auto", "bfloat16", "float16", "float32"):
+        raise ConfigError(f"compute_dtype={cfg.compute_dtype!r}: auto / bfloat16 / float16 / float32 のいずれかにしてください。")
+    if cfg.load_in_4bit and cfg.profile == "cpu":
+        raise ConfigError("4-bit 量子化 (bitsandbytes) は CUDA GPU 専用です。cpu プロファイルでは "
+                          "WORKSHOP_LOAD_IN_4BIT=false のままにしてください。")
+    if cfg.data_path is not None and not Path(cfg.data_path).is_file():
+        raise ConfigError(f"WORKSHOP_DATA_PATH={cfg.data_path!r} が見つかりません。"
+                          "既存の .jsonl / .jsonl.gz ファイルのパスを指定してください。")
+    local_like = cfg.base_model.startswith((".", "/", "~")) or Path(cfg.base_model).exists()
+    if local_like and not (Path(cfg.base_model).expanduser() / "config.json").is_file():
+        raise ConfigError(f"WORKSHOP_BASE_MODEL={cfg.base_model!r} はローカルのモデルフォルダではありません "
+                          "(config.json がありません)。Hub の ID (例: tokyotech-llm/Swallow-MS-7b-v0.1) か、"
+                          "save_pretrained したフォルダを指定してください。")
+    if cfg.lora_alpha <= 0 or cfg.lora_r <= 0:
+        raise ConfigError("lora_r と lora_alpha は正の整数にしてください。")
+    if not 0 <= cfg.lora_dropout < 1:
+        raise ConfigError("lora_dropout は 0 以上 1 未満にしてください。")

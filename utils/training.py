@@ -1,0 +1,82 @@
+"""LoRA and SFT settings built from the profile: one source for the notebooks, tests and benchmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import WorkshopConfig
+from .prompt import fit_records, to_prompt_completion
+
+
+def lora_config(cfg: WorkshopConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r,  # rank of the low-rank update B @ A (trainable parameters grow linearly with r)
+        lora_alpha=cfg.lora_alpha,  # the update is scaled by alpha / r
+        lora_dropout=cfg.lora_dropout,  # dropout on the LoRA branch's input, a mild regulariser
+        target_modules=list(cfg.lora_target_modules),  # attention + MLP projections, not lm_head
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def sft_config(cfg: WorkshopConfig, output_dir: str | Path, **overrides):
+    """SFTConfig for TRL 1.x: completion-only loss, explicit precision, no checkpoints on disk."""
+    import torch
+    from trl import SFTConfig
+
+    on_gpu = torch.cuda.is_available()
+    dtype = cfg.torch_dtype
+    kwargs = dict(
+        output_dir=str(output_dir),
+        # --- optimisation ---
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.num_train_epochs,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        warmup_steps=cfg.warmup_steps,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        # --- sequences and loss ---
+        max_length=cfg.max_length,  # inputs were shortened beforehand so that nothing is cut here
+        completion_only_loss=True,  # prompt tokens get label -100; the summary and its EOS are learned
+        # --- precision and memory (SFTConfig would default to bf16 + checkpointing even on CPU) ---
+        bf16=on_gpu and dtype == torch.bfloat16,
+        fp16=on_gpu and dtype == torch.float16,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        # --- evaluation, logging, saving ---
+        eval_strategy="steps",
+        eval_steps=cfg.eval_steps,
+        per_device_eval_batch_size=cfg.per_device_train_batch_size,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        include_num_input_tokens_seen="non_padding",
+        save_strategy="no",  # the notebook saves the adapter itself
+        report_to="none",
+        disable_tqdm=False,
+    )
+    kwargs.update(overrides)
+    return SFTConfig(**kwargs)
+
+
+def sft_datasets(splits: dict[str, list[dict]], tokenizer, cfg: WorkshopConfig):
+    """Train/validation prompt-completion datasets that fit ``max_length``, and what fitting did."""
+    from datasets import Dataset
+
+    out, report = {}, {}
+    for name in ("train", "validation"):
+        fitted, report[name] = fit_records(splits[name], tokenizer, cfg.max_length, with_completion=True)
+        out[name] = Dataset.from_list([{"id": r["index"], **to_prompt_completion(r)} for r in fitted])
+    return out["train"], out["validation"], report
+
+
+def optimizer_steps(n_records: int, cfg: WorkshopConfig) -> int:
+    """Optimizer steps for the whole run, as the Trainer counts them (single device)."""
+    import math
+
+    batches_per_epoch = math.ceil(n_records / cfg.per_device_train_batch_size)
+    updates_per_epoch = math.ceil(batches_per_epoch / cfg.gradient_accumulation_steps)
+    return math.ceil(updates_per_epoch * cfg.num_train_epochs)
