@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +26,7 @@ class ConfigError(ValueError):
     """A profile or override that cannot work; the message says how to fix it."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class WorkshopConfig:
     # --- which run ---------------------------------------------------------------------------
     profile: str  # "gpu" or "cpu"
@@ -113,6 +112,8 @@ class WorkshopConfig:
         width = max(len(k) for k, _ in self.rows())
         return "\n".join(f"{k:<{width}}  {v}" for k, v in self.rows())
 
+    __repr__ = __str__
+
     def _repr_html_(self) -> str:
         body = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
                        for k, v in self.rows())
@@ -138,8 +139,9 @@ _PROFILE_DEFAULTS: dict[str, dict[str, object]] = {
         base_model=str(TINY_MODEL_DIR),
         load_in_4bit=False,
         compute_dtype="float32",
-        max_length=512,
-        n_train=None,
+        # Budgets sized so that all five notebooks run in a few minutes on 2 CPU cores.
+        max_length=384,
+        n_train=512,
         n_val=48,
         n_test=80,
         max_new_tokens=96,
@@ -149,9 +151,10 @@ _PROFILE_DEFAULTS: dict[str, dict[str, object]] = {
         num_train_epochs=2.0,
         per_device_train_batch_size=8,
         gradient_accumulation_steps=2,
+        warmup_steps=6,
         gradient_checkpointing=False,
-        eval_steps=25,
-        logging_steps=10,
+        eval_steps=16,
+        logging_steps=4,
     ),
 }
 
@@ -212,7 +215,6 @@ def get_config(profile: str | None = None, **overrides) -> WorkshopConfig:
                           "(または auto) を指定してください。")
 
     values: dict[str, object] = {"profile": requested, **_PROFILE_DEFAULTS[requested]}
-    hints = typing.get_type_hints(WorkshopConfig)
     for f in dataclasses.fields(WorkshopConfig):
         if f.name == "profile":
             continue
@@ -227,11 +229,11 @@ def get_config(profile: str | None = None, **overrides) -> WorkshopConfig:
     if values.get("output_dir") is not None:
         values["output_dir"] = Path(values["output_dir"])
     cfg = WorkshopConfig(**values)  # type: ignore[arg-type]
-    _validate(cfg, hints)
+    _validate(cfg)
     return cfg
 
 
-def _validate(cfg: WorkshopConfig, _hints) -> None:
+def _validate(cfg: WorkshopConfig) -> None:
     if cfg.compute_dtype not in ("auto", "bfloat16", "float16", "float32"):
         raise ConfigError(f"compute_dtype={cfg.compute_dtype!r}: auto / bfloat16 / float16 / float32 のいずれかにしてください。")
     if cfg.load_in_4bit and cfg.profile == "cpu":

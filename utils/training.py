@@ -39,6 +39,7 @@ def sft_config(cfg: WorkshopConfig, output_dir: str | Path, **overrides):
         lr_scheduler_type=cfg.lr_scheduler_type,
         seed=cfg.seed,
         data_seed=cfg.seed,
+        train_sampling_strategy="group_by_length",  # batches of similar length: far less padding
         # --- sequences and loss ---
         max_length=cfg.max_length,  # inputs were shortened beforehand so that nothing is cut here
         completion_only_loss=True,  # prompt tokens get label -100; the summary and its EOS are learned
