@@ -25,7 +25,7 @@ workshop: setup
 
 # Unit tests, then nbmake over every notebook in order, offline in the cpu profile.
 test: setup
-	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=cpu $(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=1200 -p no:cacheprovider
+	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=cpu $(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=1200 -p no:cacheprovider --durations=8
 
 # The interactive workshop.
 lab: setup

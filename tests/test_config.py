@@ -78,3 +78,13 @@ def test_config_is_frozen(clean_env):
     cfg = get_config()
     with pytest.raises(Exception):
         cfg.n_test = 3  # type: ignore[misc]
+
+
+def test_generation_settings_live_in_one_place(clean_env):
+    cfg = get_config(max_new_tokens=50, gen_batch_size=4, repetition_penalty=1.1)
+    assert cfg.generation_kwargs == {"max_new_tokens": 50, "batch_size": 4, "repetition_penalty": 1.1}
+    import inspect
+
+    from utils.generation import generate
+
+    assert set(cfg.generation_kwargs) <= set(inspect.signature(generate).parameters)

@@ -14,8 +14,8 @@ from .prompt import fit_records, to_prompt_completion
 
 def eval_prompts(test_records: list[dict], tokenizer, cfg: WorkshopConfig) -> tuple[list[dict], dict]:
     """One row per test record: id, input, prompt, reference. Long inputs are shortened so that the
-    prompt leaves room for ``max_new_tokens`` inside ``max_length`` (the same budget as training)."""
-    fitted, report = fit_records(test_records, tokenizer, cfg.max_length - cfg.max_new_tokens, with_completion=False)
+    prompt fits ``max_length`` (the training budget); generation then adds up to ``max_new_tokens``."""
+    fitted, report = fit_records(test_records, tokenizer, cfg.max_length, with_completion=False)
     rows = [{"id": r["index"], "input": r["input"], **to_prompt_completion(r)} for r in fitted]
     for row in rows:
         row["reference"] = row.pop("completion")

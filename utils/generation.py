@@ -15,7 +15,7 @@ class Generation:
 
 
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 16,
-             desc: str = "generate") -> list[Generation]:
+             repetition_penalty: float = 1.0, desc: str = "generate") -> list[Generation]:
     """Greedy decoding of many prompts, longest first (less padding), results in input order."""
     import torch
     from tqdm.auto import tqdm
@@ -30,7 +30,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
                 idx = order[start: start + batch_size]
                 enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True).to(model.device)
                 out = model.generate(
-                    **enc, max_new_tokens=max_new_tokens, do_sample=False,
+                    **enc, max_new_tokens=max_new_tokens, do_sample=False, repetition_penalty=repetition_penalty,
                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                     stop_strings=[HEADER_PREFIX], tokenizer=tokenizer,
                 )
