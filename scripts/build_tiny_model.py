@@ -227,6 +227,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--notes", default="", help="free text for the model card's build notes")
     p.add_argument("--card-only", action="store_true",
                    help="re-measure the saved model in models/<name> and rewrite its report and card")
     return p.parse_args(argv)
@@ -249,7 +250,7 @@ def main(argv=None) -> None:
     docs, heldout, corpus_stats = build_corpus(records)
     print(f"corpus: {corpus_stats}")
     if args.card_only:
-        rewrite_card(out_dir, heldout, device)
+        rewrite_card(out_dir, heldout, device, args.notes)
         return
 
     from transformers import PreTrainedTokenizerFast
@@ -355,7 +356,7 @@ def finish(model, tokenizer, args, out_dir, history, heldout, corpus_stats, n_pa
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     if device_name is None:
-        device_name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+        device_name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})"
     report = {
         "name": args.name, "parameters": n_params, "vocab_size": len(tokenizer), "steps": step,
         "tokens_seen": step * args.batch * args.seq_len, "train_minutes": train_seconds / 60,
@@ -373,14 +374,15 @@ def finish(model, tokenizer, args, out_dir, history, heldout, corpus_stats, n_pa
     print(f"saved to {out_dir} ({size:.1f} MB)")
 
 
-def rewrite_card(out_dir: Path, heldout, device) -> None:
+def rewrite_card(out_dir: Path, heldout, device, notes: str = "") -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     old = json.loads((out_dir / "training_report.json").read_text())
     model = AutoModelForCausalLM.from_pretrained(out_dir).to(device)
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
-    args = argparse.Namespace(**{k: v for k, v in old["args"].items() if k not in ("out_dir", "work_dir")},
-                              out_dir=out_dir, work_dir=Path(old["args"]["work_dir"]))
+    kept = {k: v for k, v in old["args"].items() if k not in ("out_dir", "work_dir", "notes")}
+    args = argparse.Namespace(**kept, out_dir=out_dir, work_dir=Path(old["args"]["work_dir"]),
+                              notes=notes or old["args"].get("notes", ""))
     minutes = old["train_minutes"]
     finish(model, tokenizer, args, out_dir, old["history"], heldout, old["corpus"], old["parameters"],
            old["steps"], minutes * 60, old["stream_tokens"], device, device_name=old["device"])
@@ -406,17 +408,14 @@ def plot_curve(history: dict, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot([h["minutes"] for h in history["train"]], [h["loss"] for h in history["train"]], label="train (nats/token)")
+    ax.plot([h["minutes"] for h in history["train"]], [h["loss"] for h in history["train"]], label="train")
     ax.plot([h["minutes"] for h in history["val"]], [h["loss"] for h in history["val"]], "o-",
-            label="held-out validation inputs (nats/token)")
+            label="held-out validation inputs")
     ax.set_xlabel("training minutes")
-    ax.set_ylabel("loss")
-    ax2 = ax.twinx()
-    ax2.plot([h["minutes"] for h in history["val"]], [h["bpc"] for h in history["val"]], "s--", color="gray",
-             label="validation bits/char")
-    ax2.set_ylabel("bits per character")
+    ax.set_ylabel("loss (nats/token)")
     ax.legend(loc="upper right")
-    ax.set_title("tiny-ja-mistral pretraining")
+    last = history["val"][-1] if history["val"] else None
+    ax.set_title("tiny-ja-mistral pretraining" + (f" (validation: {last['bpc']:.2f} bits/char)" if last else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -460,6 +459,7 @@ carry the same licence (CC BY-SA 3.0).
 - AdamW (β 0.9/0.95, weight decay {a['weight_decay']}), peak lr {a['lr']}, {a['warmup']} warm-up steps, cosine to 10 %,
   bf16 autocast, gradient clipping 1.0, seed {a['seed']}
 - Loss curve: `images/{r['name']}_loss_curve.png`
+{('- Build notes: ' + a['notes']) if a.get('notes') else ''}
 
 ## Held-out figures (test-split summarization inputs, never seen in pretraining)
 | measure | value |
