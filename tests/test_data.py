@@ -77,10 +77,11 @@ def test_split_depends_only_on_index():
 def test_profile_selection_takes_first_n(clean_env, bundled):
     kept, _ = data.clean_summarization(bundled)
     splits = data.split_records(kept)
-    cfg = get_config(n_test=5, n_val=3)
+    cfg = get_config(n_test=5, n_val=3, n_train=None)
     sel = data.select(splits, cfg)
     assert [r["index"] for r in sel["test"]] == [r["index"] for r in splits["test"][:5]]
     assert len(sel["validation"]) == 3 and len(sel["train"]) == len(splits["train"])
+    assert [r["index"] for r in data.select(splits, get_config(n_train=7))["train"]] == [r["index"] for r in splits["train"][:7]]
 
 
 def test_local_jsonl_replaces_the_source(clean_env, tmp_path, capsys):
