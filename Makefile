@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup workshop test lab tiny-model clean-outputs
+.PHONY: setup workshop test check-gpu benchmark lab tiny-model clean-outputs
 
 setup: $(STAMP)
 
@@ -26,6 +26,15 @@ workshop: setup
 # Unit tests, then nbmake over every notebook in order, offline in the cpu profile.
 test: setup
 	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=cpu $(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=1200 -p no:cacheprovider --durations=8
+
+# GPU VM preflight: every notebook in the gpu profile (4-bit NF4, bf16/fp16, CUDA) with the bundled tiny model, offline.
+check-gpu: setup
+	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=gpu WORKSHOP_BASE_MODEL=$(CURDIR)/models/tiny-ja-mistral WORKSHOP_OUTPUT_DIR=$(CURDIR)/outputs/check-gpu \
+		$(BIN)/python -m pytest notebooks --nbmake --nbmake-timeout=1200 -p no:cacheprovider --durations=8
+
+# 7B-shape QLoRA speed and memory on this machine's GPU (README: GPU ベンチマーク).
+benchmark: setup
+	$(BIN)/python benchmarks/gpu_qlora.py --variants profile,no-gc,8x2,padding-free,fp16
 
 # The interactive workshop.
 lab: setup

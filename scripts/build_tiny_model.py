@@ -223,6 +223,9 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--patience", type=int, default=0,
+                   help="stop after this many evaluations without a lower validation loss and keep the best "
+                        "weights (guards against memorising the small corpus in long GPU runs); 0: off")
     p.add_argument("--ckpt-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=None)
@@ -285,6 +288,7 @@ def main(argv=None) -> None:
         torch.set_rng_state(ckpt["rng"])
         print(f"resumed at step {step}")
 
+    best = {"loss": min((v["loss"] for v in history["val"]), default=math.inf), "step": step, "state": None}
     gen = torch.Generator().manual_seed(args.seed + step)
     val_texts = heldout["validation"]
     model.train()
@@ -323,11 +327,22 @@ def main(argv=None) -> None:
             history["val"].append({"step": step, "minutes": train_seconds / 60, **val})
             tqdm.write(f"step {step}: val loss {val['loss']:.3f} nats/token, {val['bpc']:.3f} bits/char "
                        f"({train_seconds / 60:.1f} min)")
+            if args.patience:
+                if val["loss"] < best["loss"]:
+                    best = {"loss": val["loss"], "step": step,
+                            "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+                elif (step - best["step"]) // args.eval_every >= args.patience:
+                    tqdm.write(f"validation loss has not improved for {args.patience} evaluations: stopping, "
+                               f"keeping the weights of step {best['step']}")
+                    break
         if step % args.ckpt_every == 0:
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
                         "history": history, "train_seconds": train_seconds, "rng": torch.get_rng_state(),
                         "args": vars(args)}, ckpt_path)
     bar.close()
+    if args.patience and best["state"] is not None and best["step"] != step:
+        model.load_state_dict(best["state"])
+        history["best_step"] = best["step"]
     finish(model, tokenizer, args, out_dir, history, heldout, corpus_stats, n_params, step, train_seconds,
            len(stream), device)
 

@@ -88,3 +88,9 @@ def test_generation_settings_live_in_one_place(clean_env):
     from utils.generation import generate
 
     assert set(cfg.generation_kwargs) <= set(inspect.signature(generate).parameters)
+
+
+def test_unknown_attention_implementation_is_refused(clean_env):
+    clean_env.setenv("WORKSHOP_ATTN_IMPLEMENTATION", "flash")
+    with pytest.raises(ConfigError, match="sdpa"):
+        get_config()

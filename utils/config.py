@@ -20,6 +20,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TINY_MODEL_DIR = PROJECT_ROOT / "models" / "tiny-ja-mistral"
 PROFILES = ("gpu", "cpu")
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 
 
 class ConfigError(ValueError):
@@ -37,6 +38,7 @@ class WorkshopConfig:
     # --- model loading -----------------------------------------------------------------------
     load_in_4bit: bool = False  # QLoRA: NF4 weights with double quantisation (bitsandbytes, CUDA only)
     compute_dtype: str = "auto"  # "auto": bf16 if the GPU supports it, fp16 on T4/V100, fp32 on CPU
+    attn_implementation: str = "sdpa"  # PyTorch's fused attention; "eager" is the plain reference implementation
 
     # --- data sizes ----------------------------------------------------------------------------
     max_length: int = 1024  # tokens per training example (prompt + completion); longer ones are truncated
@@ -45,7 +47,7 @@ class WorkshopConfig:
     n_test: int = 100  # test records scored before and after (first n of the fixed test split)
 
     # --- generation ----------------------------------------------------------------------------
-    max_new_tokens: int = 384  # ~90th percentile of reference summary length (notebook 02 shows the coverage)
+    max_new_tokens: int = 432  # ~90th percentile of reference summary length (notebook 02 shows the coverage)
     gen_batch_size: int = 16  # prompts per generate() call; left padding
     repetition_penalty: float = 1.0  # 1.0 = plain greedy; >1 discourages tokens already in the sequence (prompt included)
 
@@ -134,9 +136,9 @@ _PROFILE_DEFAULTS: dict[str, dict[str, object]] = {
         load_in_4bit=True,
         max_length=1024,
         n_test=100,
-        # references: p90 = 390 characters; Mistral's 32k vocabulary spends about a token per Japanese
-        # character (an estimate, not measured here: 02 prints the real coverage on a GPU VM)
-        max_new_tokens=384,
+        # covers 90.8% of the train references (+EOS; p90 = 422 tokens) in Mistral-7B-v0.1's tokenizer,
+        # measured offline by benchmarks/token_budget.py; 02 prints the coverage with the model's own tokenizer
+        max_new_tokens=432,
         gen_batch_size=16,
         learning_rate=2e-4,
         num_train_epochs=2.0,
@@ -249,6 +251,9 @@ def get_config(profile: str | None = None, **overrides) -> WorkshopConfig:
 def _validate(cfg: WorkshopConfig) -> None:
     if cfg.compute_dtype not in ("auto", "bfloat16", "float16", "float32"):
         raise ConfigError(f"compute_dtype={cfg.compute_dtype!r}: auto / bfloat16 / float16 / float32 のいずれかにしてください。")
+    if cfg.attn_implementation not in ATTN_IMPLEMENTATIONS:
+        raise ConfigError(f"attn_implementation={cfg.attn_implementation!r}: {' / '.join(ATTN_IMPLEMENTATIONS)} "
+                          "のいずれかにしてください (flash_attention_2 は flash-attn パッケージが必要です)。")
     if cfg.load_in_4bit and cfg.profile == "cpu":
         raise ConfigError("4-bit 量子化 (bitsandbytes) は CUDA GPU 専用です。cpu プロファイルでは "
                           "WORKSHOP_LOAD_IN_4BIT=false のままにしてください。")

@@ -83,7 +83,7 @@ def load_model(cfg: WorkshopConfig, adapter_dir: str | Path | None = None, token
     import torch
     from transformers import AutoModelForCausalLM
 
-    kwargs = dict(dtype=cfg.torch_dtype, trust_remote_code=False)
+    kwargs = dict(dtype=cfg.torch_dtype, attn_implementation=cfg.attn_implementation, trust_remote_code=False)
     if cfg.load_in_4bit:
         kwargs["quantization_config"] = quantization_config(cfg)
     if torch.cuda.is_available():

@@ -21,6 +21,18 @@ def lora_config(cfg: WorkshopConfig):
     )
 
 
+def lora_model(model, cfg: WorkshopConfig):
+    """The base model wrapped with a freshly initialised (seeded) LoRA adapter, ready for the Trainer."""
+    from peft import get_peft_model, prepare_model_for_kbit_training
+    from transformers import set_seed
+
+    set_seed(cfg.seed)  # LoRA's A matrices start random: seeded, a re-run trains the same adapter
+    if cfg.load_in_4bit:
+        # 4-bit weights: norms in fp32, gradients flowing into the frozen embeddings' output, checkpointing on
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    return get_peft_model(model, lora_config(cfg))
+
+
 def sft_config(cfg: WorkshopConfig, output_dir: str | Path, **overrides):
     """SFTConfig for TRL 1.x: completion-only loss, explicit precision, no checkpoints on disk."""
     import torch
@@ -46,8 +58,9 @@ def sft_config(cfg: WorkshopConfig, output_dir: str | Path, **overrides):
         # --- precision and memory (SFTConfig would default to bf16 + checkpointing even on CPU) ---
         bf16=on_gpu and dtype == torch.bfloat16,
         fp16=on_gpu and dtype == torch.float16,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        # transformers 5 calls gradient checkpointing "activation checkpointing" (the old names still work, with a warning)
+        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         # --- evaluation, logging, saving ---
         eval_strategy="steps",
         eval_steps=cfg.eval_steps,

@@ -1,0 +1,83 @@
+"""The `gpu` profile's token budget, measured offline with Mistral-7B-v0.1's tokenizer.
+
+How long are the references (-> ``max_new_tokens``), how many training examples fit ``max_length``,
+and how many tokens one epoch trains on (-> training time = tokens / measured tokens per second).
+Runs on any machine (no GPU, no Hub):
+
+    python benchmarks/token_budget.py        # prints a table, writes benchmarks/results/token_budget_gpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MISTRAL_TOKENIZER = ROOT / "models" / "mistral-7b-v0.1-tokenizer"
+
+
+def percentile(values: list[int], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(values, q))
+
+
+def token_budget(profile: dict, tokenizer) -> dict:
+    """Token statistics of the dolly-ja summarization splits under ``profile``'s limits."""
+    from utils.data import clean_summarization, load_dolly, split_records
+    from utils.prompt import fit_records, to_prompt_completion
+
+    splits = split_records(clean_summarization(load_dolly(verbose=False)[0])[0])
+    n_test = profile["n_test"]
+
+    def completion_tokens(records):  # the reference summary + EOS, as the model must generate it
+        return [len(tokenizer(r["output"].strip(), add_special_tokens=False)["input_ids"]) + 1 for r in records]
+
+    train_refs, test_refs = completion_tokens(splits["train"]), completion_tokens(splits["test"][:n_test])
+    fitted, fit_report = fit_records(splits["train"], tokenizer, profile["max_length"], with_completion=True)
+    pairs = [to_prompt_completion(r) for r in fitted]
+    seq = [len(tokenizer(p["prompt"] + p["completion"] + tokenizer.eos_token)["input_ids"]) for p in pairs]
+    test_fitted, test_report = fit_records(splits["test"][:n_test], tokenizer, profile["max_length"], with_completion=False)
+    test_prompts = [len(tokenizer(to_prompt_completion(r)["prompt"])["input_ids"]) for r in test_fitted]
+    chars = sum(len(r["output"].strip()) for r in splits["train"])
+    m = profile["max_new_tokens"]
+    return {
+        "tokenizer": "Mistral-7B-v0.1 (models/mistral-7b-v0.1-tokenizer)",
+        "max_length": profile["max_length"],
+        "max_new_tokens": m,
+        "reference_tokens_train": {"n": len(train_refs), "p50": percentile(train_refs, 50),
+                                   "p90": percentile(train_refs, 90), "max": max(train_refs),
+                                   "covered_by_max_new_tokens": sum(t <= m for t in train_refs) / len(train_refs)},
+        "reference_tokens_test": {"n": len(test_refs), "p50": percentile(test_refs, 50),
+                                  "p90": percentile(test_refs, 90), "max": max(test_refs),
+                                  "covered_by_max_new_tokens": sum(t <= m for t in test_refs) / len(test_refs)},
+        "tokens_per_character_references": sum(train_refs) / chars,
+        "train_fit": fit_report,
+        "train_epoch_tokens": sum(seq),
+        "train_mean_sequence": sum(seq) / len(seq),
+        "test_fit": test_report,
+        "test_prompt_tokens_mean": sum(test_prompts) / len(test_prompts),
+        "test_prompt_tokens_max": max(test_prompts),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "token_budget_gpu.json")
+    args = ap.parse_args()
+
+    from transformers import AutoTokenizer
+
+    from utils.config import _PROFILE_DEFAULTS
+
+    budget = token_budget(_PROFILE_DEFAULTS["gpu"], AutoTokenizer.from_pretrained(MISTRAL_TOKENIZER))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(budget, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    for key, value in budget.items():
+        print(f"{key:<34} {value}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
