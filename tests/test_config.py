@@ -47,7 +47,7 @@ def test_env_overrides_are_typed(clean_env, tmp_path):
     ("COMPUTE_DTYPE", "int8", "compute_dtype"),
     ("DATA_PATH", "/no/such/file.jsonl", "WORKSHOP_DATA_PATH"),
     ("BASE_MODEL", "./no-such-model-dir", "WORKSHOP_BASE_MODEL"),
-    ("LOAD_IN_4BIT", "1", "CUDA"),
+    ("LOAD_IN_4BIT", "1", "gpu プロファイル用"),
 ])
 def test_bad_values_get_clear_errors(clean_env, name, value, match):
     clean_env.setenv(f"WORKSHOP_{name}", value)

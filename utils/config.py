@@ -255,8 +255,8 @@ def _validate(cfg: WorkshopConfig) -> None:
         raise ConfigError(f"attn_implementation={cfg.attn_implementation!r}: {' / '.join(ATTN_IMPLEMENTATIONS)} "
                           "のいずれかにしてください (flash_attention_2 は flash-attn パッケージが必要です)。")
     if cfg.load_in_4bit and cfg.profile == "cpu":
-        raise ConfigError("4-bit 量子化 (bitsandbytes) は CUDA GPU 専用です。cpu プロファイルでは "
-                          "WORKSHOP_LOAD_IN_4BIT=false のままにしてください。")
+        raise ConfigError("4-bit 量子化 (QLoRA) は gpu プロファイル用の設定です (CPU では速くならず、小型モデルには"
+                          "不要です)。cpu プロファイルでは WORKSHOP_LOAD_IN_4BIT=false のままにしてください。")
     if cfg.data_path is not None and not Path(cfg.data_path).is_file():
         raise ConfigError(f"WORKSHOP_DATA_PATH={cfg.data_path!r} が見つかりません。"
                           "既存の .jsonl / .jsonl.gz ファイルのパスを指定してください。")
