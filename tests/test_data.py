@@ -26,6 +26,19 @@ def test_offline_load_falls_back_to_bundled(clean_env, capsys):
     assert "同梱スナップショット" in capsys.readouterr().out
 
 
+def test_unreachable_hub_falls_back_at_once(clean_env, capsys):
+    """Without HF_HUB_OFFLINE, a machine with no network must not sit through the libraries' retries."""
+    import time
+
+    clean_env.delenv("HF_HUB_OFFLINE", raising=False)
+    clean_env.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    t0 = time.time()
+    records, source = data.load_dolly(get_config())
+    assert source == "bundled" and len(records) == 15015
+    assert time.time() - t0 < 10
+    assert "接続できません" in capsys.readouterr().out
+
+
 def test_summarization_cleaning_counts(bundled):
     kept, report = data.clean_summarization(bundled)
     assert report.in_category == 1263

@@ -10,12 +10,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import PROJECT_ROOT, WorkshopConfig
+from .hub import hub_reachable
 
 HUB_DATASET = "kunishou/databricks-dolly-15k-ja"
 BUNDLED_PATH = PROJECT_ROOT / "data" / "databricks-dolly-15k-ja" / "databricks-dolly-15k-ja.jsonl.gz"
@@ -65,17 +65,14 @@ def _normalise(obj: dict) -> dict:
     return {k: ("" if obj[k] is None else str(obj[k])) for k in FIELDS}
 
 
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def load_dolly(cfg: WorkshopConfig | None = None, verbose: bool = True) -> tuple[list[dict], str]:
     """All dolly-ja records and a one-word source: ``local``, ``hub`` or ``bundled``."""
     if cfg is not None and cfg.data_path:
         if verbose:
             print(f"データ: ローカルファイル {cfg.data_path} を読み込みます (WORKSHOP_DATA_PATH)。")
         return read_jsonl(cfg.data_path), "local"
-    reason = "HF_HUB_OFFLINE=1" if _hub_offline() else None
+    reachable, note = hub_reachable()
+    reason = None if reachable else note
     if reason is None:
         try:
             from datasets import load_dataset

@@ -38,7 +38,7 @@ def prompt_completion_html(prompt: str, completion: str, eos: str = "</s>") -> s
             f"<span style='background:{_MASKED}'>{p}</span>"
             f"<span style='background:{_TRAINED}'>{c}</span>"
             f"<span style='background:#ffd59e'>{html.escape(eos)}</span></div>"
-            f"<div><span style='background:{_MASKED};padding:0 4px'>prompt (入力・損失なし)</span> "
+            f"<div><span style='background:{_MASKED};padding:0 4px'>prompt (損失なし)</span> "
             f"<span style='background:{_TRAINED};padding:0 4px'>completion (学習対象)</span> "
             f"<span style='background:#ffd59e;padding:0 4px'>EOS (TRL が付与・学習対象)</span></div>")
 

@@ -41,8 +41,9 @@ def _explain(err: Exception, model_id: str) -> ModelLoadError:
 def ensure_pad_token(tokenizer) -> None:
     """Give the tokenizer a pad token that is *not* EOS.
 
-    If padding used EOS, masking padded positions would also hide the real EOS after each
-    completion, and the model would never learn to stop; it would also blur 'stopped with EOS'
+    TRL 1.x masks padding by position, but collators that mask every ``pad_token_id`` in the labels
+    (transformers' DataCollatorForLanguageModeling, older TRL) would then also hide the real EOS after
+    each completion, and the model would never learn to stop; pad = EOS also blurs 'stopped with EOS'
     in generation. Mistral-style tokenizers have ``<unk>``, which never appears in real text.
     """
     if tokenizer.pad_token is not None and tokenizer.pad_token_id != tokenizer.eos_token_id:

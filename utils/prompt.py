@@ -31,7 +31,7 @@ def _fit_input(record: dict, tokenizer, budget: int, with_completion: bool) -> t
     def n_tokens(rec: dict) -> int:
         pair = to_prompt_completion(rec)
         text = pair["prompt"] + (pair["completion"] + tokenizer.eos_token if with_completion else "")
-        return len(tokenizer(text)["input_ids"])
+        return len(tokenizer(text, verbose=False)["input_ids"])  # over-long inputs are expected here: no warning
 
     total = n_tokens(record)
     if total <= budget:

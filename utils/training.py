@@ -69,6 +69,7 @@ def sft_config(cfg: WorkshopConfig, output_dir: str | Path, **overrides):
         logging_first_step=True,
         include_num_input_tokens_seen="non_padding",
         save_strategy="no",  # the notebook saves the adapter itself
+        dataloader_pin_memory=on_gpu,  # pinned memory only helps copies to a GPU (and warns without one)
         report_to="none",
         disable_tqdm=False,
     )
