@@ -85,7 +85,7 @@ def load_dolly(cfg: WorkshopConfig | None = None, verbose: bool = True) -> tuple
             reason = f"Hub に接続できません ({type(err).__name__})"
     records = read_jsonl(BUNDLED_PATH)
     if verbose:
-        print(f"データ: {reason} のため、同梱スナップショット "
+        print(f"データ: Hub は使いません ({reason})。同梱スナップショット "
               f"{BUNDLED_PATH.relative_to(PROJECT_ROOT)} を使います ({len(records):,} 件)。")
     return records, "bundled"
 
