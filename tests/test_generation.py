@@ -31,3 +31,31 @@ def test_batched_generation_is_deterministic_and_in_input_order(tiny_tokenizer):
     assert all(g.finish_reason in ("eos", "header", "length") and g.new_tokens <= 12 for g in a)
     assert all("###" not in g.text for g in a)
     assert tiny_tokenizer.padding_side == "right"  # restored for training
+
+
+def test_repetition_penalty_spares_the_prompt(tiny_tokenizer):
+    """Copying a word of the passage must not be penalised; repeating a generated one is."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(TINY_MODEL_DIR).eval()
+    prompt = "### 指示\n要約して\n\n### 入力\n" + "東京は日本の首都である。" * 3 + "\n\n### 応答\n"
+    calls = []
+    original = model.generate
+
+    def spy(**kwargs):
+        calls.append(kwargs)
+        return original(**kwargs)
+
+    model.generate = spy
+    plain = generate(model, tiny_tokenizer, [prompt], max_new_tokens=16, batch_size=1)
+    penalised = generate(model, tiny_tokenizer, [prompt], max_new_tokens=16, batch_size=1, repetition_penalty=1.2)
+    assert "repetition_penalty" not in calls[1]  # not transformers' prompt-wide penalty
+    (proc,) = calls[1]["logits_processor"]
+    n_prompt = len(tiny_tokenizer(prompt)["input_ids"])
+    assert proc.penalty == 1.2 and proc.prompt_ignore_length == n_prompt
+    # the processor leaves a prompt token's score alone when it has not been generated yet
+    ids = torch.tensor([tiny_tokenizer(prompt)["input_ids"]])
+    scores = torch.zeros(1, len(tiny_tokenizer)) + 1.0
+    assert torch.equal(proc(ids, scores.clone()), scores)
+    assert len(plain) == len(penalised) == 1

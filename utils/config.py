@@ -49,7 +49,7 @@ class WorkshopConfig:
     # --- generation ----------------------------------------------------------------------------
     max_new_tokens: int = 432  # ~90th percentile of reference summary length (notebook 02 shows the coverage)
     gen_batch_size: int = 16  # prompts per generate() call; left padding
-    repetition_penalty: float = 1.0  # 1.0 = plain greedy; >1 discourages tokens already in the sequence (prompt included)
+    repetition_penalty: float = 1.0  # 1.0 = plain greedy; >1 discourages repeating tokens it has already generated
 
     # --- LoRA ----------------------------------------------------------------------------------
     lora_r: int = 16  # rank of the update B @ A
@@ -158,8 +158,9 @@ _PROFILE_DEFAULTS: dict[str, dict[str, object]] = {
         n_test=80,
         max_new_tokens=224,  # covers 90% of the reference summaries in the tiny tokenizer (p90 = 212 tokens)
         gen_batch_size=16,
-        # The tiny model falls into greedy loops ("金融、金融、…") and never reaches EOS; a mild penalty
-        # lets it leave them. Applied to the base and the fine-tuned model alike (03 and 05).
+        # The tiny model falls into greedy loops ("金融、金融、…") and never reaches EOS; a mild penalty on
+        # its own generated tokens (not the prompt's) lets it leave them. Same for the base and the
+        # fine-tuned model (03 and 05).
         repetition_penalty=1.2,
         # A tiny model trained from scratch tolerates (and needs) a much larger LoRA learning rate.
         learning_rate=2e-3,

@@ -16,9 +16,15 @@ class Generation:
 
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 16,
              repetition_penalty: float = 1.0, desc: str = "generate") -> list[Generation]:
-    """Greedy decoding of many prompts, longest first (less padding), results in input order."""
+    """Greedy decoding of many prompts, longest first (less padding), results in input order.
+
+    ``repetition_penalty`` applies to the *generated* tokens only. transformers' own
+    ``generate(repetition_penalty=...)`` also penalises every prompt token, which discourages exactly
+    what a summary does: reusing words of the passage.
+    """
     import torch
     from tqdm.auto import tqdm
+    from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     results: list[Generation | None] = [None] * len(prompts)
@@ -29,8 +35,12 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
             for start in range(0, len(order), batch_size):
                 idx = order[start: start + batch_size]
                 enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True).to(model.device)
+                processors = LogitsProcessorList()
+                if repetition_penalty != 1.0:  # left padding: every row's generated tokens start at the same column
+                    processors.append(RepetitionPenaltyLogitsProcessor(
+                        float(repetition_penalty), prompt_ignore_length=enc["input_ids"].shape[1]))
                 out = model.generate(
-                    **enc, max_new_tokens=max_new_tokens, do_sample=False, repetition_penalty=repetition_penalty,
+                    **enc, max_new_tokens=max_new_tokens, do_sample=False, logits_processor=processors,
                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                     stop_strings=[HEADER_PREFIX], tokenizer=tokenizer,
                 )

@@ -1,7 +1,7 @@
 """Japanese ROUGE, bootstrap confidence intervals and the two reference rows (lead, shuffled).
 
 ``rouge_score``'s default tokenizer keeps only ``[a-z0-9]``, so Japanese text is scored on its digits and
-Latin letters alone (ROUGE-1 2.7 on the cpu baseline's predictions), never on its Japanese words.
+Latin letters alone (notebook 05 prints that score beside ours), never on its Japanese words.
 Here words come from MeCab (fugashi + unidic-lite, ``-Owakati`` surface forms after NFKC), the
 way the Stability JP LM harness and swallow-evaluation score XL-Sum ja; ``tokenizer="char"``
 scores characters instead.
