@@ -55,7 +55,8 @@ def reference_loss(model, tokenizer, prompts: list[str], references: list[str], 
         for start in range(0, len(prompts), batch_size):
             p = prompts[start: start + batch_size]
             r = references[start: start + batch_size]
-            enc = tokenizer([a + b + tokenizer.eos_token for a, b in zip(p, r)], return_tensors="pt", padding=True)
+            enc = tokenizer([a + b + tokenizer.eos_token for a, b in zip(p, r)], return_tensors="pt", padding=True,
+                            verbose=False)  # prompt + full reference may exceed model_max_length: measured as is
             labels = enc["input_ids"].clone()
             labels[enc["attention_mask"] == 0] = -100
             for i, prompt in enumerate(p):
