@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MISTRAL_TOKENIZER = ROOT / "models" / "mistral-7b-v0.1-tokenizer"
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 
 # Japanese Stable LM Base Gamma 7B's config (continued pretraining of Mistral-7B-v0.1, same shape).
@@ -169,14 +168,13 @@ def run_variant(args) -> dict:
 
     from utils import training
     from utils.config import get_config
-    from utils.data import clean_summarization, load_dolly, select, split_records
+    from utils.data import select, summarization_splits
     from utils.evaluation import eval_prompts
     from utils.modeling import load_model_and_tokenizer
 
     cfg_over, sft_over, _ = VARIANTS[args.variant]
     cfg = get_config(args.profile, base_model=str(args.model_dir), **cfg_over, **dict(args.set))
-    records, _ = load_dolly(cfg, verbose=False)
-    splits = select(split_records(clean_summarization(records)[0]), cfg)  # as notebook 02 does
+    splits = select(summarization_splits(cfg), cfg)  # as notebook 02 does
 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -286,12 +284,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="WorkshopConfig override")
     ap.add_argument("--sft", action="append", default=[], metavar="ARG=VALUE", help="SFTConfig override")
     ap.add_argument("--work-dir", type=Path, default=ROOT / "outputs" / "benchmarks")
-    ap.add_argument("--tokenizer", type=Path, default=MISTRAL_TOKENIZER)
+    ap.add_argument("--tokenizer", type=Path, default=None, help="default: models/mistral-7b-v0.1-tokenizer")
     ap.add_argument("--out", type=Path, default=None, help="results file (default benchmarks/results/<gpu>.json)")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per variant")
     ap.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # internal: run one variant here
     args = ap.parse_args(argv)
     args.set, args.sft = key_values(args.set), key_values(args.sft)
+    if args.tokenizer is None:
+        from utils.config import MISTRAL_TOKENIZER_DIR
+
+        args.tokenizer = MISTRAL_TOKENIZER_DIR
 
     if args.list:
         for name, (c, s, why) in VARIANTS.items():

@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MISTRAL_TOKENIZER = ROOT / "models" / "mistral-7b-v0.1-tokenizer"
 
 
 def percentile(values: list[int], q: float) -> float:
@@ -25,10 +24,10 @@ def percentile(values: list[int], q: float) -> float:
 
 def token_budget(profile: dict, tokenizer) -> dict:
     """Token statistics of the dolly-ja summarization splits under ``profile``'s limits."""
-    from utils.data import clean_summarization, load_dolly, split_records
+    from utils.data import summarization_splits
     from utils.prompt import fit_records, to_prompt_completion
 
-    splits = split_records(clean_summarization(load_dolly(verbose=False)[0])[0])
+    splits = summarization_splits()
     n_test = profile["n_test"]
 
     def completion_tokens(records):  # the reference summary + EOS, as the model must generate it
@@ -69,9 +68,9 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from utils.config import _PROFILE_DEFAULTS
+    from utils.config import _PROFILE_DEFAULTS, MISTRAL_TOKENIZER_DIR
 
-    budget = token_budget(_PROFILE_DEFAULTS["gpu"], AutoTokenizer.from_pretrained(MISTRAL_TOKENIZER))
+    budget = token_budget(_PROFILE_DEFAULTS["gpu"], AutoTokenizer.from_pretrained(MISTRAL_TOKENIZER_DIR))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(budget, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     for key, value in budget.items():

@@ -21,8 +21,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT_DIR = ROOT / "models" / "mistral-7b-v0.1-tokenizer"
 # sha256 of mistralai/Mistral-7B-v0.1's tokenizer.model (the same file as mistral-common's tokenizer.model.v1)
 MISTRAL_V1_SHA256 = "dadfd56d766715c61d2ef780a525ab43b8e6da4de6865bda3d95fdef5e134055"
 TOKENIZER_CONFIG = {
@@ -50,7 +48,9 @@ def find_spm_model() -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spm", type=Path, default=None, help="tokenizer.model (default: mistral-common's v1)")
-    ap.add_argument("--out", type=Path, default=OUT_DIR)
+    from utils.config import MISTRAL_TOKENIZER_DIR
+
+    ap.add_argument("--out", type=Path, default=MISTRAL_TOKENIZER_DIR)
     args = ap.parse_args()
 
     import sentencepiece as spm

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from utils.config import MISTRAL_TOKENIZER_DIR as MISTRAL
 from utils.config import PROJECT_ROOT, WorkshopConfig, _PROFILE_DEFAULTS
 from utils.modeling import load_tokenizer
 
-MISTRAL = PROJECT_ROOT / "models" / "mistral-7b-v0.1-tokenizer"
 BENCH = PROJECT_ROOT / "benchmarks"
 
 

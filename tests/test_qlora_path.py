@@ -14,7 +14,7 @@ import torch
 from utils import config as config_module
 from utils import training
 from utils.config import TINY_MODEL_DIR, get_config
-from utils.data import clean_summarization, load_dolly, select, split_records
+from utils.data import select, summarization_splits
 from utils.generation import generate
 from utils.modeling import load_model, load_model_and_tokenizer
 from utils.prompt import to_prompt_completion
@@ -43,7 +43,7 @@ def test_qlora_trains_saves_and_reloads(gpu_profile_on_cpu, tmp_path):
     lora_names = [n for n, p in peft_model.named_parameters() if p.requires_grad]
     assert lora_names and all("lora_" in n for n in lora_names)  # only the adapter trains; 4-bit weights stay frozen
 
-    splits = select(split_records(clean_summarization(load_dolly(cfg, verbose=False)[0])[0]), cfg)
+    splits = select(summarization_splits(cfg), cfg)
     train_ds, _, _ = training.sft_datasets(splits, tokenizer, cfg)
     from trl import SFTTrainer
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TINY_MODEL_DIR = PROJECT_ROOT / "models" / "tiny-ja-mistral"
+# Mistral-7B-v0.1's tokenizer (the gpu profile's vocabulary), for offline token counts and the GPU benchmark
+MISTRAL_TOKENIZER_DIR = PROJECT_ROOT / "models" / "mistral-7b-v0.1-tokenizer"
 PROFILES = ("gpu", "cpu")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 

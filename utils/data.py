@@ -175,6 +175,12 @@ def split_records(records: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
+def summarization_splits(cfg: WorkshopConfig | None = None) -> dict[str, list[dict]]:
+    """Load, clean and split quietly: the steps notebook 02 walks through, for scripts and tests."""
+    records, _ = load_dolly(cfg, verbose=False)
+    return split_records(clean_summarization(records)[0])
+
+
 def select(splits: dict[str, list[dict]], cfg: WorkshopConfig) -> dict[str, list[dict]]:
     """The profile's subset: the first n of each split (None = all)."""
     limits = {"train": cfg.n_train, "validation": cfg.n_val, "test": cfg.n_test}
