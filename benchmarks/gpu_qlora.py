@@ -34,13 +34,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from utils.estimates import MISTRAL_7B, qlora_activation_gb  # noqa: E402
+
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 
 # Japanese Stable LM Base Gamma 7B's config (continued pretraining of Mistral-7B-v0.1, same shape).
 SHAPES: dict[str, dict] = {
-    "gamma-7b": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
-                     intermediate_size=14336, vocab_size=32000, max_position_embeddings=32768,
-                     rope_theta=10000.0, sliding_window=4096, rms_norm_eps=1e-5, tie_word_embeddings=False),
+    "gamma-7b": dict(**MISTRAL_7B, max_position_embeddings=32768, rope_theta=10000.0, sliding_window=4096,
+                     rms_norm_eps=1e-5),
     # for CPU smoke tests only: same vocabulary and layer types, a toy width
     "tiny-test": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                       intermediate_size=128, vocab_size=32000, max_position_embeddings=4096,
@@ -164,7 +167,6 @@ def generation_throughput(model, tokenizer, prompts: list[str], cfg, new_tokens:
 def run_variant(args) -> dict:
     """One variant, in this process: load, (generate), train ``warmup + steps`` optimizer steps, measure."""
     import torch
-    from trl import SFTTrainer
 
     from utils import training
     from utils.config import get_config
@@ -185,11 +187,9 @@ def run_variant(args) -> dict:
         result["after_load"] = {"allocated_gib": torch.cuda.memory_allocated() / 2**30,
                                 "reserved_gib": torch.cuda.memory_reserved() / 2**30}
 
-    if args.generation:
-        rows, _ = eval_prompts(splits["test"], tokenizer, cfg)
-        prompts = [r["prompt"] for r in rows[: args.gen_prompts]]
-        result["generation"] = generation_throughput(model, tokenizer, prompts, cfg, args.gen_new_tokens, args.gen_single)
-        print(json.dumps(result["generation"], indent=1), flush=True)
+    skip = memory_skip_reason(cfg, args.shape, result.get("after_load"))
+    if skip:
+        return {**result, "skipped": skip}
 
     peft_model = training.lora_model(model, cfg)
     train_ds, val_ds, fit_report = training.sft_datasets(splits, tokenizer, cfg)
@@ -197,8 +197,8 @@ def run_variant(args) -> dict:
     sft_args = training.sft_config(cfg, args.work_dir / "trainer", max_steps=max_steps, eval_strategy="no",
                                    logging_steps=1, **{**sft_over, **dict(args.sft)})
     timer = StepTimer()
-    trainer = SFTTrainer(model=peft_model, args=sft_args, train_dataset=train_ds, processing_class=tokenizer,
-                         callbacks=[timer.callback])
+    trainer = training.sft_trainer(peft_model, sft_args, cfg, train_dataset=train_ds, processing_class=tokenizer,
+                                   callbacks=[timer.callback])
     if torch.cuda.is_available():
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -211,6 +211,15 @@ def run_variant(args) -> dict:
     if torch.cuda.is_available():
         result["train"]["peak_allocated_gib"] = torch.cuda.max_memory_allocated() / 2**30
         result["train"]["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
+    if args.generation:
+        # as notebook 05 generates: through the PeftModel (LoRA branches on the 4-bit base), in eval mode
+        peft_model.eval()
+        rows, _ = eval_prompts(splits["test"], tokenizer, cfg)
+        prompts = [r["prompt"] for r in rows[: args.gen_prompts]]
+        result["generation"] = generation_throughput(peft_model, tokenizer, prompts, cfg, args.gen_new_tokens,
+                                                     args.gen_single)
+        result["generation"]["model"] = type(peft_model).__name__
+        print(json.dumps(result["generation"], indent=1), flush=True)
     full_epoch_tokens = sum(len(x) for x in trainer.train_dataset["input_ids"]) if "input_ids" in trainer.train_dataset.column_names else None
     result["settings"] = {
         "profile": cfg.profile, "shape": args.shape, "dtype": str(cfg.torch_dtype).removeprefix("torch."),
@@ -226,6 +235,26 @@ def run_variant(args) -> dict:
         result["settings"]["epoch_tokens"] = full_epoch_tokens
         result["estimate_epoch_minutes"] = full_epoch_tokens / result["train"]["tokens_per_second"] / 60
     return result
+
+
+def memory_skip_reason(cfg, shape: str, after_load: dict | None) -> str | None:
+    """Why a variant would not fit this GPU (estimated activations + what loading took > total memory), or None.
+
+    Without gradient checkpointing every layer keeps ~1.8 GiB of activations at 4 x 1024 tokens
+    (utils.estimates, measured per layer by benchmarks/activation_bytes.py): ~60 GB on the 7B shape, more
+    than a 40 GB card. Such a variant is recorded as skipped with the figures instead of dying with OOM.
+    """
+    import torch
+
+    if not torch.cuda.is_available() or shape != "gamma-7b" or after_load is None:
+        return None
+    act = qlora_activation_gb(MISTRAL_7B, cfg.per_device_train_batch_size, cfg.max_length, cfg.gradient_checkpointing)
+    need = act["total_gb"] + after_load["reserved_gib"] * 2**30 / 1e9
+    total = torch.cuda.get_device_properties(0).total_memory / 1e9
+    if need > total:
+        return (f"estimated {need:.0f} GB (activations {act['total_gb']:.0f} GB at {cfg.per_device_train_batch_size} x "
+                f"{cfg.max_length} tokens, checkpointing {cfg.gradient_checkpointing}) > {total:.0f} GB on this GPU")
+    return None
 
 
 def environment() -> dict:
@@ -344,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in entry:
             failures += 1
             print(f"    FAILED: {entry['error']}", flush=True)
+        elif "skipped" in entry:
+            print(f"    skipped: {entry['skipped']}", flush=True)
         else:
             tr = entry["train"]
             mem = f", peak reserved {tr['peak_reserved_gib']:.2f} GiB" if "peak_reserved_gib" in tr else ""

@@ -111,7 +111,7 @@ def test_local_jsonl_replaces_the_source(clean_env, tmp_path, capsys):
 @pytest.mark.parametrize("line,match", [
     ("{not json", "JSON として読めません"),
     ("[1, 2]", "JSON オブジェクト"),
-    ('{"index": "9", "instruction": "x"}', "必須フィールド"),
+    ('{"index": "9", "instruction": "x"}', "必須の列"),
 ])
 def test_malformed_line_names_file_and_line(tmp_path, line, match):
     path = tmp_path / "bad.jsonl"

@@ -64,3 +64,63 @@ def test_reference_loss_is_per_example_and_padding_independent(tiny_tokenizer):
     single = [reference_loss(model, tiny_tokenizer, [p], [r])[0] for p, r in zip(prompts, REFS[:2])]
     assert len(batched) == 2 and all(math.isfinite(x) and x > 0 for x in batched)
     assert batched == pytest.approx(single, abs=1e-4)
+
+
+def _results(after, shuffled, ci_low, ci_high=9.0, before=10.0):
+    return {"metrics": {"rougeL": {"before": before, "after": after, "shuffled": shuffled,
+                                   "ci_low": ci_low, "ci_high": ci_high}}}
+
+
+def test_content_guard_passes_content_and_fails_format_only():
+    from utils.evaluation import content_learning_failures
+
+    assert content_learning_failures(_results(after=25.0, shuffled=14.0, ci_low=3.0), 5.0) == []
+    # format only: better than before, but as good against other records' references
+    format_only = content_learning_failures(_results(after=16.8, shuffled=13.5, ci_low=1.0), 5.0)
+    assert len(format_only) == 1 and "format, not content" in format_only[0]
+    no_gain = content_learning_failures(_results(after=25.0, shuffled=14.0, ci_low=-0.5), 5.0)
+    assert len(no_gain) == 1 and "above 0" in no_gain[0]
+
+
+def test_check_results_script_exit_codes(tmp_path):
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from utils.config import PROJECT_ROOT
+
+    script = PROJECT_ROOT / "scripts" / "check_results.py"
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(_results(after=14.9, shuffled=13.9, ci_low=0.0)))  # like the adapter-not-loaded run
+    red = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True)
+    assert red.returncode == 1 and "FAILED" in red.stderr
+    path.write_text(json.dumps(_results(after=25.0, shuffled=14.0, ci_low=3.0)))
+    green = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True)
+    assert green.returncode == 0 and "ok" in green.stdout
+    stale = subprocess.run([sys.executable, str(script), str(path), "--since", str(time.time() + 60)],
+                           capture_output=True, text=True)
+    assert stale.returncode == 1 and "stale" in stale.stderr
+    missing = subprocess.run([sys.executable, str(script), str(tmp_path / "none.json")], capture_output=True, text=True)
+    assert missing.returncode == 1
+
+
+def _full_results(**rouge_l):
+    m = lambda b, a, lo, hi, lead, sh: {"before": b, "after": a, "ci_low": lo, "ci_high": hi, "lead": lead, "shuffled": sh}  # noqa: E731
+    return {"metrics": {"rouge1": m(20.6, 22.5, -1.2, 4.7, 35.0, 21.0), "rouge2": m(4.7, 6.2, 0.4, 2.8, 16.0, 4.0),
+                        "rougeL": m(**rouge_l)},
+            "behaviour": {"stop_rate": {"before": 0.45, "after": 0.88}, "length_ratio": {"before": 1.69, "after": 0.46},
+                          "ref_loss": {"before": 4.117, "after": 3.818}}}
+
+
+def test_reading_covers_all_three_rouge_variants_and_agrees_with_the_table():
+    from utils.evaluation import reading_lines
+
+    text = "\n".join(reading_lines(_full_results(b=13.9, a=16.84, lo=1.0, hi=4.8, lead=29.3, sh=13.46)))
+    assert "ROUGE-1: 20.6 → 22.5" in text and "0 を含み" in text.split("ROUGE-2")[0]  # ROUGE-1's CI contains 0
+    assert "ROUGE-2: 4.7 → 6.2" in text and "改善したと言えます" in text.split("ROUGE-L")[0].split("ROUGE-2")[1]
+    # margin from the rounded table values: 16.8 - 13.5 = 3.3 (not 16.84 - 13.46 = 3.38 -> "3.4")
+    assert "+3.3 点" in text and "**形式**" in text
+    assert "12.5 点届きません" in text and "短すぎます" in text
+    content = "\n".join(reading_lines(_full_results(b=13.9, a=24.0, lo=5.0, hi=12.0, lead=29.3, sh=14.0)))
+    assert "10.0 点高く" in content and "**内容** を反映" in content

@@ -23,6 +23,7 @@ TINY_MODEL_DIR = PROJECT_ROOT / "models" / "tiny-ja-mistral"
 MISTRAL_TOKENIZER_DIR = PROJECT_ROOT / "models" / "mistral-7b-v0.1-tokenizer"
 PROFILES = ("gpu", "cpu")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+REPORT_TO_CHOICES = ("none", "trackio", "mlflow", "wandb", "tensorboard")
 
 
 class ConfigError(ValueError):
@@ -34,12 +35,14 @@ class WorkshopConfig:
     # --- which run ---------------------------------------------------------------------------
     profile: str  # "gpu" or "cpu"
     base_model: str  # Hub id or local directory
-    data_path: str | None = None  # local JSONL/JSONL.gz replacing the data source (None: Hub, else bundled)
+    data_path: str | None = None  # your own CSV / JSONL / JSONL.gz replacing dolly-ja (None: Hub, else bundled)
+    task_category: str = "summarization"  # records of this category are used (all, when the file has no category)
     output_dir: Path = PROJECT_ROOT / "outputs"  # artifacts go to <output_dir>/<profile>/ unless overridden
+    adapter: str | None = None  # 05 evaluates this LoRA adapter (folder or Hub id) instead of 04's, e.g. the instructor's
 
     # --- model loading -----------------------------------------------------------------------
     load_in_4bit: bool = False  # QLoRA: NF4 weights with double quantisation (bitsandbytes, CUDA only)
-    compute_dtype: str = "auto"  # "auto": bf16 if the GPU supports it, fp16 on T4/V100, fp32 on CPU
+    compute_dtype: str = "auto"  # "auto": bf16 on GPUs with native bf16 (A100/L4/H100), fp16 on T4/V100, fp32 on CPU
     attn_implementation: str = "sdpa"  # PyTorch's fused attention; "eager" is the plain reference implementation
 
     # --- data sizes ----------------------------------------------------------------------------
@@ -72,6 +75,7 @@ class WorkshopConfig:
     eval_steps: int = 20  # validation loss every N optimizer steps
     logging_steps: int = 5
     seed: int = 42
+    report_to: str = "none"  # experiment tracking: none / trackio / mlflow / wandb / tensorboard (README: 実験管理)
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -99,7 +103,7 @@ class WorkshopConfig:
         if self.compute_dtype != "auto":
             return getattr(torch, self.compute_dtype)
         if self.device == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.bfloat16 if gpu_has_native_bf16() else torch.float16
         return torch.float32
 
     def rows(self) -> list[tuple[str, str]]:
@@ -110,13 +114,16 @@ class WorkshopConfig:
             ("base_model", self.base_model),
             ("device", self.device),
             ("dtype", dtype + (" (4-bit NF4 weights)" if self.load_in_4bit else "")),
-            ("data", self.data_path or "Hub (bundled snapshot offline)"),
+            ("data", (f"{self.data_path} (category {self.task_category!r})" if self.data_path
+                      else "Hub (bundled snapshot offline)")),
             ("train / test records", f"{train} / {self.n_test}"),
             ("max_length / max_new_tokens", f"{self.max_length} / {self.max_new_tokens}"),
             ("generation", "greedy" + (f", repetition_penalty {self.repetition_penalty:g}" if self.repetition_penalty != 1.0 else "")),
             ("LoRA r / alpha / dropout", f"{self.lora_r} / {self.lora_alpha} / {self.lora_dropout}"),
             ("lr / epochs", f"{self.learning_rate:g} / {self.num_train_epochs:g}"),
             ("batch x accumulation", f"{self.per_device_train_batch_size} x {self.gradient_accumulation_steps}"),
+            ("report_to", self.report_to),
+            ("adapter (05)", self.adapter or f"{self.run_dir / 'adapter'} (04 で学習したもの)"),
             ("output_dir", str(self.run_dir)),
         ]
 
@@ -177,6 +184,11 @@ _PROFILE_DEFAULTS: dict[str, dict[str, object]] = {
 }
 
 
+def profile_settings(profile: str) -> dict[str, object]:
+    """A profile's own settings without building it (e.g. the gpu profile's batch on a machine without CUDA)."""
+    return dict(_PROFILE_DEFAULTS[profile])
+
+
 def _parse(name: str, raw: str, annotation: str):
     """Convert an environment string to the field's type, or say clearly what is wrong."""
     env = f"WORKSHOP_{name.upper()}"
@@ -211,6 +223,18 @@ def _parse(name: str, raw: str, annotation: str):
     except ValueError as err:
         raise ConfigError(f"環境変数 {env}={raw!r} を解釈できません ({annotation}: {err})。"
                           f"値を直すか、unset {env} で既定値に戻してください。") from None
+
+
+def gpu_has_native_bf16() -> bool:
+    """True on GPUs with bf16 tensor cores (compute capability >= 8.0: A100, L4, H100, RTX 30xx+).
+
+    ``torch.cuda.is_bf16_supported()`` defaults to ``including_emulation=True`` and then answers True
+    on a T4 (7.5) too, because a bf16 tensor *can* be created there; but its matmuls run on slow
+    emulated paths. A T4 or V100 must compute in fp16, so emulation does not count here.
+    """
+    import torch
+
+    return torch.cuda.is_bf16_supported(including_emulation=False)
 
 
 def _cuda_available() -> bool:
@@ -260,14 +284,20 @@ def _validate(cfg: WorkshopConfig) -> None:
     if cfg.load_in_4bit and cfg.profile == "cpu":
         raise ConfigError("4-bit 量子化 (QLoRA) は gpu プロファイル用の設定です (CPU では速くならず、小型モデルには"
                           "不要です)。cpu プロファイルでは WORKSHOP_LOAD_IN_4BIT=false のままにしてください。")
-    if cfg.data_path is not None and not Path(cfg.data_path).is_file():
-        raise ConfigError(f"WORKSHOP_DATA_PATH={cfg.data_path!r} が見つかりません。"
-                          "既存の .jsonl / .jsonl.gz ファイルのパスを指定してください。")
+    if cfg.data_path is not None:
+        if not Path(cfg.data_path).is_file():
+            raise ConfigError(f"WORKSHOP_DATA_PATH={cfg.data_path!r} が見つかりません。"
+                              "既存の .csv / .jsonl / .jsonl.gz ファイルのパスを指定してください。")
+        if not str(cfg.data_path).lower().endswith((".csv", ".jsonl", ".jsonl.gz")):
+            raise ConfigError(f"WORKSHOP_DATA_PATH={cfg.data_path!r}: .csv / .jsonl / .jsonl.gz のファイルを指定してください。")
     local_like = cfg.base_model.startswith((".", "/", "~")) or Path(cfg.base_model).exists()
     if local_like and not (Path(cfg.base_model).expanduser() / "config.json").is_file():
         raise ConfigError(f"WORKSHOP_BASE_MODEL={cfg.base_model!r} はローカルのモデルフォルダではありません "
                           "(config.json がありません)。Hub の ID (例: tokyotech-llm/Swallow-MS-7b-v0.1) か、"
                           "save_pretrained したフォルダを指定してください。")
+    if cfg.report_to not in REPORT_TO_CHOICES:
+        raise ConfigError(f"report_to={cfg.report_to!r}: {' / '.join(REPORT_TO_CHOICES)} のいずれかにしてください "
+                          "(none 以外は別途パッケージが必要です。README「実験管理」)。")
     if cfg.lora_alpha <= 0 or cfg.lora_r <= 0:
         raise ConfigError("lora_r と lora_alpha は正の整数にしてください。")
     if not 0 <= cfg.lora_dropout < 1:

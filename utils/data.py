@@ -37,40 +37,130 @@ class DataFormatError(ValueError):
 # ---------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------
-def read_jsonl(path: str | Path) -> list[dict]:
+REQUIRED_FIELDS = ("instruction", "input", "output")
+OPTIONAL_FIELDS = ("index", "category")
+OWN_DATA_SUFFIXES = (".csv", ".jsonl", ".jsonl.gz")
+MIN_RECORDS_HINT = 60  # with 5 % validation and 10 % test, fewer records often leave a split empty
+
+
+def read_jsonl(path: str | Path, allow_empty: bool = False) -> list[dict]:
     """Read a JSONL or JSONL.gz file of dolly-style records, failing loudly on a bad line."""
+    return read_records(path, allow_empty=allow_empty)
+
+
+def read_records(path: str | Path, allow_empty: bool = False) -> list[dict]:
+    """Records from a local CSV, JSONL or JSONL.gz file with ``instruction``, ``input``, ``output``
+    (optional ``index`` and ``category``), every problem reported with the file, the line and the fix.
+
+    Without ``index``, each record gets a stable one from its instruction and input (so the split does
+    not depend on row order); without ``category``, the field stays empty.
+    """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    records = []
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(f"{path}:{lineno}: JSON として読めません ({err.msg})。"
-                                      "1 行に 1 つの JSON オブジェクトを書いてください。") from None
-            if not isinstance(obj, dict):
-                raise DataFormatError(f"{path}:{lineno}: JSON オブジェクト ({{...}}) ではありません。")
-            missing = [k for k in FIELDS if k not in obj]
-            if missing:
-                raise DataFormatError(f"{path}:{lineno}: 必須フィールド {missing} がありません "
-                                      f"(必要: {list(FIELDS)})。")
-            records.append(_normalise(obj))
+    name = path.name.lower()
+    if not name.endswith(OWN_DATA_SUFFIXES):
+        raise DataFormatError(f"{path}: 対応していない形式です。{' / '.join(OWN_DATA_SUFFIXES)} のファイルを指定してください。")
+    raw = _read_bytes(path)
+    text = _decode_utf8(raw, path)
+    rows = _csv_rows(text, path) if name.endswith(".csv") else _jsonl_rows(text, path)
+    if not rows and not allow_empty:
+        raise DataFormatError(f"{path}: レコードが 1 件もありません。1 行に 1 レコードを書いてください "
+                              f"(必須: {', '.join(REQUIRED_FIELDS)})。")
+    records = [_normalise(obj) for _, obj in rows]
+    seen: dict[str, int] = {}
+    for (lineno, _), rec in zip(rows, records):
+        if rec["index"] in seen:
+            raise DataFormatError(f"{path}:{lineno}: index {rec['index']!r} が {seen[rec['index']]} 行目と重複しています。"
+                                  "index は分割 (train/validation/test) を決めるので、レコードごとに一意にしてください "
+                                  "(index 列を消すと、本文から一意な index を自動で作ります)。")
+        seen[rec["index"]] = lineno
     return records
 
 
 def _normalise(obj: dict) -> dict:
-    return {k: ("" if obj[k] is None else str(obj[k])) for k in FIELDS}
+    rec = {k: ("" if obj.get(k) is None else str(obj[k])) for k in FIELDS}
+    if not rec["index"].strip():
+        digest = hashlib.sha256(f"{rec['instruction']}\x00{rec['input']}".encode()).hexdigest()
+        rec["index"] = f"h{digest[:12]}"
+    return rec
+
+
+def _read_bytes(path: Path) -> bytes:
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.name.lower().endswith(".gz") else data
+
+
+def _decode_utf8(raw: bytes, path: Path) -> str:
+    try:
+        return raw.decode("utf-8-sig")  # a BOM (Excel's "CSV UTF-8") is fine
+    except UnicodeDecodeError as err:
+        lineno = raw[: err.start].count(b"\n") + 1
+        raise DataFormatError(f"{path}:{lineno}: UTF-8 として読めないバイト {raw[err.start:err.start + 1]!r} があります "
+                              "(Shift_JIS などで保存されたファイル)。UTF-8 で保存し直してください "
+                              "(Excel なら「CSV UTF-8 (コンマ区切り)」、または iconv -f SHIFT_JIS -t UTF-8)。") from None
+
+
+def _missing_message(path: Path, where: str, missing: list[str]) -> str:
+    return (f"{path}:{where}: 必須の列 {missing} がありません (必須: {', '.join(REQUIRED_FIELDS)}; "
+            f"任意: {', '.join(OPTIONAL_FIELDS)})。列名を直してください。")
+
+
+def _jsonl_rows(text: str, path: Path) -> list[tuple[int, dict]]:
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataFormatError(f"{path}:{lineno}: JSON として読めません ({err.msg})。"
+                                  "1 行に 1 つの JSON オブジェクトを書いてください。") from None
+        if not isinstance(obj, dict):
+            raise DataFormatError(f"{path}:{lineno}: JSON オブジェクト ({{...}}) ではありません。")
+        missing = [k for k in REQUIRED_FIELDS if k not in obj]
+        if missing:
+            raise DataFormatError(_missing_message(path, str(lineno), missing))
+        rows.append((lineno, obj))
+    return rows
+
+
+def _csv_rows(text: str, path: Path) -> list[tuple[int, dict]]:
+    import csv
+    import io
+
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    if not header:
+        return []
+    missing = [k for k in REQUIRED_FIELDS if k not in header]
+    if missing:
+        raise DataFormatError(_missing_message(path, "1 (ヘッダー行)", missing))
+    reader.fieldnames = header
+    rows = []
+    for row in reader:
+        if None in row:  # more cells than header columns: usually an unquoted comma
+            raise DataFormatError(f"{path}:{reader.line_num}: 列の数がヘッダーより多い行です。"
+                                  "コンマや改行を含むセルは \"...\" で囲んでください。")
+        if not any((v or "").strip() for v in row.values()):
+            continue
+        rows.append((reader.line_num, row))
+    return rows
 
 
 def load_dolly(cfg: WorkshopConfig | None = None, verbose: bool = True) -> tuple[list[dict], str]:
     """All dolly-ja records and a one-word source: ``local``, ``hub`` or ``bundled``."""
     if cfg is not None and cfg.data_path:
+        records = read_records(cfg.data_path)
+        if not any(r["category"].strip() for r in records):
+            for rec in records:
+                rec["category"] = cfg.task_category
+            note = f"category 列がないので、全 {len(records):,} 件を {cfg.task_category!r} のデータとして使います"
+        else:
+            n = sum(r["category"].strip() == cfg.task_category for r in records)
+            note = (f"category 列があるので、category == {cfg.task_category!r} の {n:,} 件を使います "
+                    f"(全 {len(records):,} 件。別のカテゴリを使うには WORKSHOP_TASK_CATEGORY)")
         if verbose:
-            print(f"データ: ローカルファイル {cfg.data_path} を読み込みます (WORKSHOP_DATA_PATH)。")
-        return read_jsonl(cfg.data_path), "local"
+            print(f"データ: ローカルファイル {cfg.data_path} を読み込みました (WORKSHOP_DATA_PATH)。{note}。")
+        return records, "local"
     reachable, note = hub_reachable()
     reason = None if reachable else note
     if reason is None:
@@ -98,6 +188,7 @@ class CleaningReport:
     """What was kept and what was dropped, with reasons: nothing is dropped silently."""
 
     total: int = 0
+    category: str = TASK_CATEGORY
     in_category: int = 0
     kept: int = 0
     dropped: Counter = field(default_factory=Counter)
@@ -108,7 +199,7 @@ class CleaningReport:
         self.dropped_ids.setdefault(reason, []).append(record_id)
 
     def rows(self) -> list[tuple[str, int]]:
-        rows = [("all records", self.total), (f"category == {TASK_CATEGORY!r}", self.in_category)]
+        rows = [("all records", self.total), (f"category == {self.category!r}", self.in_category)]
         rows += [(f"dropped: {reason}", n) for reason, n in sorted(self.dropped.items())]
         if not self.dropped:
             rows.append(("dropped (any reason)", 0))
@@ -119,16 +210,16 @@ class CleaningReport:
         return "\n".join(f"{k:<46} {v:>6,}" for k, v in self.rows())
 
 
-def clean_summarization(records: list[dict]) -> tuple[list[dict], CleaningReport]:
+def clean_summarization(records: list[dict], category: str = TASK_CATEGORY) -> tuple[list[dict], CleaningReport]:
     """Keep summarization records with non-empty input and output, whitespace stripped.
 
     Records whose input repeats, contains or is contained in an earlier record's input (lowest
     ``index`` wins, whatever the row order) are dropped too: the same passage, or a longer excerpt
     around it, must not end up in both train and test.
     """
-    report = CleaningReport(total=len(records))
+    report = CleaningReport(total=len(records), category=category)
     kept, seen = [], set()
-    candidates = [r for r in records if r["category"].strip() == TASK_CATEGORY]
+    candidates = [r for r in records if r["category"].strip() == category]
     for rec in sorted(candidates, key=lambda r: _order_key(r["index"])):
         report.in_category += 1
         rec = {k: v.strip() for k, v in rec.items()}
@@ -165,20 +256,32 @@ def _order_key(index: str) -> tuple[int, str]:
     return (int(index), index) if index.isdigit() else (10**12, index)
 
 
-def split_records(records: list[dict]) -> dict[str, list[dict]]:
-    """train / validation / test, each sorted by ``index`` so that 'the first n' is stable."""
+def split_records(records: list[dict], source: str | Path | None = None) -> dict[str, list[dict]]:
+    """train / validation / test, each sorted by ``index`` so that 'the first n' is stable.
+
+    An empty split is an error (with your own small data): training, validation loss and the test
+    comparison each need records.
+    """
     out: dict[str, list[dict]] = {name: [] for name in SPLITS}
     for rec in records:
         out[split_of(rec["index"])].append(rec)
     for name in SPLITS:
         out[name].sort(key=lambda r: _order_key(r["index"]))
+    empty = [name for name in SPLITS if not out[name]]
+    if empty:
+        sizes = " / ".join(f"{name} {len(out[name])}" for name in SPLITS)
+        where = f"{source}: " if source else ""
+        raise DataFormatError(f"{where}クリーニング後の {len(records)} 件を分割すると {sizes} 件になり、{empty} が空です "
+                              f"(validation {VAL_FRACTION:.0%}, test {TEST_FRACTION:.0%})。"
+                              f"レコードを増やしてください (目安: {MIN_RECORDS_HINT} 件以上)。")
     return out
 
 
 def summarization_splits(cfg: WorkshopConfig | None = None) -> dict[str, list[dict]]:
     """Load, clean and split quietly: the steps notebook 02 walks through, for scripts and tests."""
     records, _ = load_dolly(cfg, verbose=False)
-    return split_records(clean_summarization(records)[0])
+    category = cfg.task_category if cfg is not None else TASK_CATEGORY
+    return split_records(clean_summarization(records, category)[0], cfg.data_path if cfg is not None else None)
 
 
 def select(splits: dict[str, list[dict]], cfg: WorkshopConfig) -> dict[str, list[dict]]:
@@ -218,4 +321,4 @@ def load_splits(cfg: WorkshopConfig) -> dict[str, list[dict]]:
         raise FileNotFoundError(f"{out} に分割データ {missing} がありません。先に "
                                 "notebooks/02_dataset_formatting.ipynb を最後まで実行してください "
                                 f"(プロファイル: {cfg.profile})。")
-    return {name: read_jsonl(out / f"{name}.jsonl") for name in SPLITS}
+    return {name: read_jsonl(out / f"{name}.jsonl", allow_empty=True) for name in SPLITS}

@@ -84,7 +84,7 @@ def behaviour(rows: list[dict]) -> dict[str, float]:
 
 def build_results(cfg: WorkshopConfig, before: list[dict], after: list[dict], inputs: list[str],
                   ref_loss_before: list[float], ref_loss_after: list[float], train_seconds: float | None,
-                  seed: int = 0) -> dict:
+                  seed: int = 0, adapter: dict | None = None) -> dict:
     """The results.json of notebook 05 (ROUGE F1 x 100, MeCab tokens; CI bounds the gain after - before)."""
     if [r["id"] for r in before] != [r["id"] for r in after]:
         raise ValueError("03 と 05 の予測が同じテスト例の並びではありません。03 をもう一度実行してください。")
@@ -102,6 +102,7 @@ def build_results(cfg: WorkshopConfig, before: list[dict], after: list[dict], in
     return {
         "profile": cfg.profile,
         "base_model": cfg.base_model,
+        "adapter": adapter,  # {"path": ..., "source": "04" | "WORKSHOP_ADAPTER"}: which adapter "after" is
         "n_test": len(after),
         "train_seconds": train_seconds,
         "metrics": out_metrics,
@@ -112,3 +113,77 @@ def build_results(cfg: WorkshopConfig, before: list[dict], after: list[dict], in
         },
         "per_example": {"rougeL_before": per_before["rougeL"], "rougeL_after": per_after["rougeL"]},
     }
+
+
+# ROUGE-L points by which the predictions must beat the shuffled-reference control before 05's reading
+# calls the gain "content" (the CI guard, scripts/check_results.py, keeps its own measured floor).
+CONTENT_MARGIN = 5.0
+
+
+def content_learning_failures(results: dict, min_margin: float = CONTENT_MARGIN) -> list[str]:
+    """Why a results.json does *not* show that fine-tuning taught content (empty list: it does).
+
+    Two conditions, both on ROUGE-L: the gain's 95% CI lies above 0 (the adapter helped at all), and the
+    predictions score at least ``min_margin`` points higher against their own references than against
+    other records' references (the shuffled control): format alone (summary style, stopping) scores the
+    same against any reference, content does not.
+    """
+    m = results["metrics"]["rougeL"]
+    failures = []
+    if not m["ci_low"] > 0:
+        failures.append(f"ROUGE-L gain CI [{m['ci_low']:+.2f}, {m['ci_high']:+.2f}] does not lie above 0")
+    margin = m["after"] - m["shuffled"]
+    if margin < min_margin:
+        failures.append(f"ROUGE-L after - shuffled = {m['after']:.2f} - {m['shuffled']:.2f} = {margin:.2f} "
+                        f"< {min_margin} (the gain is format, not content)")
+    return failures
+
+
+ROUGE_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
+
+
+def reading_lines(results: dict, min_margin: float = CONTENT_MARGIN) -> list[str]:
+    """05's automatic reading of results.json, in Japanese: what the numbers allow one to say, no more.
+
+    Every figure is printed as the table rounds it (1 decimal), and differences are taken between the
+    rounded values, so the text and the table always agree.
+    """
+    r1 = lambda x: round(x, 1)  # noqa: E731
+    lines = []
+    for key, name in ROUGE_NAMES.items():
+        m = results["metrics"][key]
+        if m["ci_low"] > 0:
+            lines.append(f"{name}: {r1(m['before']):.1f} → {r1(m['after']):.1f}。改善の 95% 信頼区間 "
+                         f"[{m['ci_low']:+.1f}, {m['ci_high']:+.1f}] は 0 を含まず、改善したと言えます。")
+        elif m["ci_high"] < 0:
+            lines.append(f"{name}: {r1(m['before']):.1f} → {r1(m['after']):.1f}。95% 信頼区間 "
+                         f"[{m['ci_low']:+.1f}, {m['ci_high']:+.1f}] は 0 より下で、悪化しています。")
+        else:
+            lines.append(f"{name}: {r1(m['before']):.1f} → {r1(m['after']):.1f}。95% 信頼区間 "
+                         f"[{m['ci_low']:+.1f}, {m['ci_high']:+.1f}] は 0 を含み、この件数では改善があるとは言えません。")
+    m = results["metrics"]["rougeL"]
+    margin = r1(m["after"]) - r1(m["shuffled"])
+    if margin >= min_margin:
+        lines.append(f"学習後の予測は、自分の参照要約に対して、別レコードの参照要約 (シャッフル対照 {r1(m['shuffled']):.1f}) より "
+                     f"ROUGE-L で {margin:.1f} 点高く ({min_margin:g} 点以上)、本文の **内容** を反映しています。")
+    elif m["ci_low"] > 0:
+        lines.append(f"ただし、学習後の予測を別レコードの参照要約 (シャッフル対照) と比べても {r1(m['shuffled']):.1f} 点あり、"
+                     f"正しい参照要約との差は {margin:+.1f} 点 ({min_margin:g} 点未満) にすぎません。改善の大部分は **形式** "
+                     "(要約らしい文体・EOS で止まること) によるもので、本文の **内容** を要約できているとは言えません。")
+    else:
+        lines.append(f"学習後の予測は、別レコードの参照要約 (シャッフル対照) に対しても {r1(m['shuffled']):.1f} 点 "
+                     f"(差 {margin:+.1f})で、本文の **内容** を要約できているとは言えません。")
+    gap = r1(m["lead"]) - r1(m["after"])
+    if gap > 0:
+        lines.append(f"lead ベースライン (本文の 1 文目をそのまま要約とみなす) は ROUGE-L {r1(m['lead']):.1f} 点で、"
+                     f"学習後のモデルはそれに {gap:.1f} 点届きません。")
+    else:
+        lines.append(f"lead ベースライン (本文の 1 文目) は ROUGE-L {r1(m['lead']):.1f} 点で、学習後のモデルはそれを "
+                     f"{-gap:.1f} 点上回っています。")
+    b = results["behaviour"]
+    ratio, before_ratio = b["length_ratio"]["after"], b["length_ratio"]["before"]
+    judged = "短すぎます" if ratio < 0.7 else "長すぎます" if ratio > 1.5 else "参照要約に近い長さです"
+    lines.append(f"出力の長さ (文字数の中央値) は参照要約の約 {ratio:.1f} 倍で、{judged} (学習前は {before_ratio:.1f} 倍)。")
+    lines.append(f"EOS で止まった割合は {b['stop_rate']['before']:.0%} → {b['stop_rate']['after']:.0%}、"
+                 f"参照要約の損失は {b['ref_loss']['before']:.2f} → {b['ref_loss']['after']:.2f} nats/token でした。")
+    return lines

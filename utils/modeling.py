@@ -99,11 +99,17 @@ def load_model(cfg: WorkshopConfig, adapter_dir: str | Path | None = None, token
     if adapter_dir is not None:
         from peft import PeftModel
 
-        adapter_dir = Path(adapter_dir)
-        if not (adapter_dir / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"LoRA アダプタ {adapter_dir} がありません。先に "
-                                    "notebooks/04_lora_sft.ipynb を最後まで実行してください。")
-        model = PeftModel.from_pretrained(model, adapter_dir)
+        local = Path(str(adapter_dir)).expanduser()
+        if local.exists() or str(adapter_dir).startswith((".", "/", "~")):
+            if not (local / "adapter_config.json").is_file():
+                raise FileNotFoundError(f"LoRA アダプタ {local} がありません。先に "
+                                        "notebooks/04_lora_sft.ipynb を最後まで実行してください。")
+            adapter_dir = local
+        try:
+            model = PeftModel.from_pretrained(model, str(adapter_dir))
+        except Exception as err:  # noqa: BLE001 - a Hub id that cannot be fetched, a broken file
+            raise ModelLoadError(f"LoRA アダプタ {adapter_dir} を読み込めませんでした ({type(err).__name__})。"
+                                 "WORKSHOP_ADAPTER の綴り (ローカルのフォルダか Hub の ID) を確認してください。") from None
     model.eval()
     return model
 
@@ -127,3 +133,85 @@ def memory_report(model=None) -> dict[str, float]:
         out["gpu_peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
     out["process_peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return out
+
+
+def free_memory(namespace: dict, *names: str) -> dict:
+    """Delete these notebook variables and give their memory back, so the next notebook can load a model.
+
+    Each notebook runs in its own kernel; a kernel that stays open (Jupyter keeps it) holds its
+    model on the GPU: after 03 a 7B in 4-bit keeps ~8-9 GiB reserved, and 04 then runs out of memory
+    on a 16 GB T4. Deleting the variables alone is not enough: PyTorch keeps freed blocks in its
+    cache until ``torch.cuda.empty_cache()``. Returns GPU reserved memory before/after (GiB) on a GPU,
+    and says if an object is still referenced elsewhere (then nothing was freed).
+    """
+    import gc
+    import weakref
+
+    import torch
+
+    def reserved() -> float:
+        return torch.cuda.memory_reserved() / 2**30 if torch.cuda.is_available() else 0.0
+
+    before = reserved()
+    watched = []
+    for name in names:
+        obj = namespace.pop(name, None)
+        if obj is not None:
+            try:
+                watched.append((name, weakref.ref(obj)))
+            except TypeError:
+                pass
+            del obj
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    still_alive = [name for name, ref in watched if ref() is not None]
+    after = reserved()
+    if torch.cuda.is_available():
+        print(f"GPU メモリ (reserved): {before:.2f} GiB → {after:.2f} GiB")
+    else:
+        print(f"変数 {', '.join(names)} を削除しました (GPU なし: 解放されるのは CPU のメモリです)。")
+    if still_alive:
+        print(f"注意: {', '.join(still_alive)} はまだ別の変数から参照されているため解放されていません。"
+              "Kernel → Shut Down Kernel でカーネルを終了してください。")
+    return {"reserved_before_gib": before, "reserved_after_gib": after, "still_referenced": still_alive}
+
+
+def adapter_source(cfg: WorkshopConfig) -> tuple[str, str]:
+    """The adapter 05 evaluates and where it comes from: 04's own (``<run_dir>/adapter``) or ``WORKSHOP_ADAPTER``.
+
+    A given adapter is checked before any model is loaded: a local folder must exist and hold
+    ``adapter_config.json`` (PEFT's marker), and the base model it was trained on must be the profile's
+    (an adapter's matrices only fit the base whose layers they were trained next to). A Hub id is
+    checked when PEFT fetches it.
+    """
+    import json
+
+    if not cfg.adapter:
+        return str(cfg.run_dir / "adapter"), "04"
+    given = cfg.adapter
+    local = Path(given).expanduser()
+    is_local = local.exists() or given.startswith((".", "/", "~"))
+    if not is_local:
+        return given, "WORKSHOP_ADAPTER (Hub)"
+    if not local.is_dir():
+        raise ModelLoadError(f"WORKSHOP_ADAPTER={given!r}: フォルダが見つかりません。講師から受け取ったアダプタのフォルダ "
+                             "(adapter_config.json と adapter_model.safetensors を含む) のパスを指定してください。")
+    config_file = local / "adapter_config.json"
+    if not config_file.is_file():
+        raise ModelLoadError(f"WORKSHOP_ADAPTER={given!r}: LoRA アダプタのフォルダではありません (adapter_config.json が"
+                             "ありません)。PEFT の save_pretrained で保存したフォルダを指定してください。")
+    trained_on = json.loads(config_file.read_text()).get("base_model_name_or_path") or ""
+    if not _same_base(trained_on, cfg.base_model):
+        raise ModelLoadError(f"WORKSHOP_ADAPTER={given!r} は {trained_on!r} で学習したアダプタですが、このプロファイルの"
+                             f"ベースモデルは {cfg.base_model!r} です。同じベースモデルのアダプタを使うか、"
+                             f"WORKSHOP_BASE_MODEL={trained_on} を設定してください。")
+    return str(local), "WORKSHOP_ADAPTER"
+
+
+def _same_base(a: str, b: str) -> bool:
+    """Same model id, or the same local model folder seen from two machines (compared by folder name)."""
+    if a == b:
+        return True
+    looks_local = lambda x: x.startswith((".", "/", "~")) or Path(x).exists()  # noqa: E731
+    return looks_local(a) and looks_local(b) and Path(a).name == Path(b).name

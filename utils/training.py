@@ -64,17 +64,62 @@ def sft_config(cfg: WorkshopConfig, output_dir: str | Path, **overrides):
         # --- evaluation, logging, saving ---
         eval_strategy="steps",
         eval_steps=cfg.eval_steps,
+        eval_on_start=True,  # validation loss at step 0: the curve starts from the base model
         per_device_eval_batch_size=cfg.per_device_train_batch_size,
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         include_num_input_tokens_seen="non_padding",
         save_strategy="no",  # the notebook saves the adapter itself
         dataloader_pin_memory=on_gpu,  # pinned memory only helps copies to a GPU (and warns without one)
-        report_to="none",
+        report_to=cfg.report_to,  # experiment tracking (profile field; "none" by default)
         disable_tqdm=False,
     )
     kwargs.update(overrides)
-    return SFTConfig(**kwargs)
+    if kwargs["eval_strategy"] == "no":
+        kwargs["eval_on_start"] = False
+    args = SFTConfig(**kwargs)
+    use_one_gpu(args)
+    return args
+
+
+def use_one_gpu(args) -> None:
+    """On a VM with several GPUs, train this (single) process on GPU 0 instead of failing.
+
+    Without a distributed launcher the Trainer counts every visible GPU (``args.n_gpu``) and would
+    wrap the model in ``nn.DataParallel``, which TRL's SFTTrainer refuses; our model sits on GPU 0
+    anyway (``device_map={"": 0}``). The Trainer itself sets ``args._n_gpu = 1`` for models it
+    treats as model-parallel (transformers/trainer.py, "Force n_gpu to 1"); we do the same, and say
+    how to use all GPUs (one process per GPU with ``accelerate launch``).
+    """
+    import os
+
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1 or "LOCAL_RANK" in os.environ
+    if args.n_gpu > 1 and not distributed:
+        print(f"GPU が {args.n_gpu} 枚見えていますが、ノートブックは 1 プロセスなので GPU 0 だけで学習します。"
+              "すべての GPU を使うには、GPU ごとに 1 プロセスを起動する分散学習 (`accelerate launch` や `torchrun`) "
+              "が必要です。")
+        args._n_gpu = 1
+
+
+def sft_trainer(model, args, cfg: WorkshopConfig, **kwargs):
+    """TRL's ``SFTTrainer(model=..., args=..., **kwargs)``, plus the one precision fix QLoRA in fp16 needs.
+
+    For a quantized base, TRL 1.16 casts every trainable (LoRA) parameter to bf16, whatever the AMP
+    mode (trl/trainer/sft_trainer.py: "the PEFT adapter weights are converted to bf16"). In fp16 AMP
+    (T4, V100: no native bf16) the GradScaler then meets bf16 gradients and the first optimizer step
+    fails on CUDA (``_amp_foreach_non_finite_check_and_unscale_cuda`` has no BFloat16 kernel). So in
+    fp16 the adapter goes back to fp32 master weights, as fp16 mixed precision expects; autocast
+    still runs its matmuls in fp16. Confirmed on CPU (dtypes); the CUDA step itself needs a GPU run.
+    """
+    import torch
+    from trl import SFTTrainer
+
+    trainer = SFTTrainer(model=model, args=args, **kwargs)
+    if cfg.load_in_4bit and cfg.torch_dtype == torch.float16:
+        for param in trainer.model.parameters():
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()
+    return trainer
 
 
 def sft_datasets(splits: dict[str, list[dict]], tokenizer, cfg: WorkshopConfig):

@@ -1,0 +1,59 @@
+"""Back-of-the-envelope GPU memory for 7B QLoRA training: the inputs 01 uses to pick a GPU.
+
+Estimates, not GPU measurements (``benchmarks/gpu_qlora.py`` measures peak memory on a real GPU). The
+activation figures come from ``benchmarks/activation_bytes.py``, which runs the ``gpu`` profile's own path
+(NF4 4-bit, ``prepare_model_for_kbit_training``, LoRA on every projection, bf16 autocast) on the CPU and
+counts the bytes autograd saves per token per decoder layer (``benchmarks/results/activation_bytes.json``):
+
+* with gradient checkpointing: 16,384 B = 4 B x hidden 4096: each layer's input, in **fp32**, because
+  k-bit preparation casts the embeddings and norms to fp32, so the residual stream is fp32;
+* without checkpointing: ~469,000 B (~1.8 GiB per layer at 4 x 1024 tokens): every intermediate of the
+  layer (projections, MLP activations, the norms' and LoRA branches' copies). With checkpointing one
+  layer at a time holds this while it is recomputed in the backward pass.
+
+Not counted: the logits. TRL 1.16's SFTTrainer computes the loss through a fused LM head in tiles,
+only at completion positions (trl/trainer/utils.py ``add_fused_lm_head``), never the full
+(tokens x vocab) tensor. Added: 1 GB for the CUDA context, cuBLAS workspaces and fragmentation (a guess).
+"""
+
+from __future__ import annotations
+
+GB = 1e9
+
+# Mistral-7B-v0.1's shape: Japanese Stable LM Base Gamma 7B (the gpu profile's model) keeps it, vocabulary included.
+MISTRAL_7B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                  intermediate_size=14336, vocab_size=32000, tie_word_embeddings=False)
+
+CUDA_OVERHEAD_GB = 1.0
+# Measured by benchmarks/activation_bytes.py for MISTRAL_7B (tests/test_gpu_faults.py checks they match its results file).
+LAYER_BYTES_PER_TOKEN = {"with_checkpointing": 16_384, "without_checkpointing": 469_480}
+
+
+def qlora_activation_gb(shape: dict, batch: int, max_length: int, gradient_checkpointing: bool = True) -> dict[str, float]:
+    """Activation memory of one micro-batch (GB) and what it is made of; padding to ``max_length`` is the worst case."""
+    if shape != MISTRAL_7B:
+        raise ValueError("the per-layer figures were measured for MISTRAL_7B only; rerun benchmarks/activation_bytes.py")
+    tokens = batch * max_length
+    layers = shape["num_hidden_layers"]
+    per_layer = tokens * LAYER_BYTES_PER_TOKEN["without_checkpointing"]
+    if gradient_checkpointing:
+        kept = tokens * LAYER_BYTES_PER_TOKEN["with_checkpointing"] * layers  # each layer's fp32 input
+        recompute = per_layer  # one layer at a time, during the backward pass
+    else:
+        kept = per_layer * layers  # every layer keeps all its intermediates
+        recompute = 0
+    parts = {"tokens": tokens, "kept_for_backward_gb": kept / GB, "recompute_one_layer_gb": recompute / GB,
+             "cuda_overhead_gb": CUDA_OVERHEAD_GB}
+    parts["total_gb"] = parts["kept_for_backward_gb"] + parts["recompute_one_layer_gb"] + CUDA_OVERHEAD_GB
+    return parts
+
+
+def gpu_profile_activation_gb() -> dict[str, float]:
+    """The activation estimate for the ``gpu`` profile's own batch and ``max_length``, whichever profile runs
+    (01 on the cpu profile still answers "which GPU does the 7B need?")."""
+    from .config import profile_settings
+
+    gpu = profile_settings("gpu")
+    out = qlora_activation_gb(MISTRAL_7B, gpu["per_device_train_batch_size"], gpu["max_length"],
+                              gpu["gradient_checkpointing"])
+    return {"batch": gpu["per_device_train_batch_size"], "max_length": gpu["max_length"], **out}
