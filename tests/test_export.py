@@ -51,6 +51,11 @@ def test_adapter_card_states_the_run_s_own_numbers(clean_env):
     assert "push" not in card.lower()
 
 
+import pytest  # noqa: E402
+
+
+# transformers' MLflowCallback.__del__ trips over its own half-built state after the (expected) missing-package error
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_report_to_is_passed_to_the_trainer(clean_env, tmp_path):
     from trl import SFTTrainer
 

@@ -99,7 +99,10 @@ def test_no_summary_of_any_summarization_record_in_the_pretraining_corpus():
     records = read_jsonl(BUNDLED_PATH)
     docs, _, stats = build.build_corpus(records)
     corpus = "\x00".join(docs)
-    summaries = [r["output"].strip() for r in records if r["category"] == "summarization" and len(r["output"].strip()) >= 20]
-    assert len(summaries) > 1000
-    assert [s[:30] for s in summaries if s in corpus] == []
+    summ = [r for r in records if r["category"] == "summarization" and len(r["output"].strip()) >= 20]
+    assert len(summ) > 1000
+    found = [r for r in summ if r["output"].strip() in corpus]
+    # The passages stay (a real 7B has read such text too), so an *extractive* summary, a sentence copied from its
+    # own passage, is still in the corpus as part of that passage (38 of them); no other summary is.
+    assert [r["index"] for r in found if r["output"].strip() not in r["input"]] == []
     assert stats["summaries_left_out"] > 1000
