@@ -184,6 +184,11 @@ _PROFILE_DEFAULTS: dict[str, dict[str, object]] = {
 }
 
 
+def looks_local(model_id: str) -> bool:
+    """A local folder rather than a Hub id: it exists, or it is written as a path (./x, /x, ~/x)."""
+    return str(model_id).startswith((".", "/", "~")) or Path(model_id).expanduser().exists()
+
+
 def profile_settings(profile: str) -> dict[str, object]:
     """A profile's own settings without building it (e.g. the gpu profile's batch on a machine without CUDA)."""
     return dict(_PROFILE_DEFAULTS[profile])
@@ -290,8 +295,7 @@ def _validate(cfg: WorkshopConfig) -> None:
                               "既存の .csv / .jsonl / .jsonl.gz ファイルのパスを指定してください。")
         if not str(cfg.data_path).lower().endswith((".csv", ".jsonl", ".jsonl.gz")):
             raise ConfigError(f"WORKSHOP_DATA_PATH={cfg.data_path!r}: .csv / .jsonl / .jsonl.gz のファイルを指定してください。")
-    local_like = cfg.base_model.startswith((".", "/", "~")) or Path(cfg.base_model).exists()
-    if local_like and not (Path(cfg.base_model).expanduser() / "config.json").is_file():
+    if looks_local(cfg.base_model) and not (Path(cfg.base_model).expanduser() / "config.json").is_file():
         raise ConfigError(f"WORKSHOP_BASE_MODEL={cfg.base_model!r} はローカルのモデルフォルダではありません "
                           "(config.json がありません)。Hub の ID (例: tokyotech-llm/Swallow-MS-7b-v0.1) か、"
                           "save_pretrained したフォルダを指定してください。")

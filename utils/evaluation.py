@@ -153,14 +153,13 @@ def reading_lines(results: dict, min_margin: float = CONTENT_MARGIN) -> list[str
     for key, name in ROUGE_NAMES.items():
         m = results["metrics"][key]
         if m["ci_low"] > 0:
-            lines.append(f"{name}: {r1(m['before']):.1f} → {r1(m['after']):.1f}。改善の 95% 信頼区間 "
-                         f"[{m['ci_low']:+.1f}, {m['ci_high']:+.1f}] は 0 を含まず、改善したと言えます。")
+            label, verdict = "改善の 95% 信頼区間", "は 0 を含まず、改善したと言えます"
         elif m["ci_high"] < 0:
-            lines.append(f"{name}: {r1(m['before']):.1f} → {r1(m['after']):.1f}。95% 信頼区間 "
-                         f"[{m['ci_low']:+.1f}, {m['ci_high']:+.1f}] は 0 より下で、悪化しています。")
+            label, verdict = "95% 信頼区間", "は 0 より下で、悪化しています"
         else:
-            lines.append(f"{name}: {r1(m['before']):.1f} → {r1(m['after']):.1f}。95% 信頼区間 "
-                         f"[{m['ci_low']:+.1f}, {m['ci_high']:+.1f}] は 0 を含み、この件数では改善があるとは言えません。")
+            label, verdict = "95% 信頼区間", "は 0 を含み、この件数では改善があるとは言えません"
+        lines.append(f"{name}: {r1(m['before']):.1f} → {r1(m['after']):.1f}。{label} "
+                     f"[{m['ci_low']:+.1f}, {m['ci_high']:+.1f}] {verdict}。")
     m = results["metrics"]["rougeL"]
     margin = r1(m["after"]) - r1(m["shuffled"])
     if margin >= min_margin:

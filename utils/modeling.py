@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import WorkshopConfig
+from .config import WorkshopConfig, looks_local
 
 FALLBACK_MODEL = "tokyotech-llm/Swallow-MS-7b-v0.1"
 
@@ -99,8 +99,8 @@ def load_model(cfg: WorkshopConfig, adapter_dir: str | Path | None = None, token
     if adapter_dir is not None:
         from peft import PeftModel
 
-        local = Path(str(adapter_dir)).expanduser()
-        if local.exists() or str(adapter_dir).startswith((".", "/", "~")):
+        if looks_local(str(adapter_dir)):
+            local = Path(str(adapter_dir)).expanduser()
             if not (local / "adapter_config.json").is_file():
                 raise FileNotFoundError(f"LoRA アダプタ {local} がありません。先に "
                                         "notebooks/04_lora_sft.ipynb を最後まで実行してください。")
@@ -190,10 +190,9 @@ def adapter_source(cfg: WorkshopConfig) -> tuple[str, str]:
     if not cfg.adapter:
         return str(cfg.run_dir / "adapter"), "04"
     given = cfg.adapter
-    local = Path(given).expanduser()
-    is_local = local.exists() or given.startswith((".", "/", "~"))
-    if not is_local:
+    if not looks_local(given):
         return given, "WORKSHOP_ADAPTER (Hub)"
+    local = Path(given).expanduser()
     if not local.is_dir():
         raise ModelLoadError(f"WORKSHOP_ADAPTER={given!r}: フォルダが見つかりません。講師から受け取ったアダプタのフォルダ "
                              "(adapter_config.json と adapter_model.safetensors を含む) のパスを指定してください。")
@@ -211,7 +210,4 @@ def adapter_source(cfg: WorkshopConfig) -> tuple[str, str]:
 
 def _same_base(a: str, b: str) -> bool:
     """Same model id, or the same local model folder seen from two machines (compared by folder name)."""
-    if a == b:
-        return True
-    looks_local = lambda x: x.startswith((".", "/", "~")) or Path(x).exists()  # noqa: E731
-    return looks_local(a) and looks_local(b) and Path(a).name == Path(b).name
+    return a == b or (looks_local(a) and looks_local(b) and Path(a).name == Path(b).name)
