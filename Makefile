@@ -32,7 +32,7 @@ test: setup
 
 # GPU VM preflight: every notebook in the gpu profile (4-bit NF4, bf16/fp16, CUDA) with the bundled tiny model, offline.
 check-gpu: setup
-	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=gpu WORKSHOP_BASE_MODEL=$(CURDIR)/models/tiny-ja-mistral/check-gpu \
+	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=gpu WORKSHOP_BASE_MODEL=$(CURDIR)/models/tiny-ja-mistral WORKSHOP_OUTPUT_DIR=$(CURDIR)/outputs/check-gpu \
 		$(BIN)/python -m pytest notebooks --nbmake --nbmake-timeout=1200 -p no:cacheprovider --durations=8
 
 # 7B-shape QLoRA speed and memory on this machine's GPU (README: GPU ベンチマーク).

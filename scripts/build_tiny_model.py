@@ -252,10 +252,15 @@ def autocast(device):
 
 
 def lr_at(step: int, args) -> float:
-    """Linear warm-up, then cosine down to ``--min-lr-ratio`` of the peak at ``--max-steps``."""
+    """Linear warm-up, constant until ``--decay-start`` (default: right after warm-up), then cosine
+    down to ``--min-lr-ratio`` of the peak at ``--max-steps`` (warm-up/stable/decay: copying keeps
+    improving while the lr stays up, and the decay at the end wins the language model back)."""
     if step < args.warmup:
         return args.lr * (step + 1) / args.warmup
-    progress = min(1.0, (step - args.warmup) / max(1, args.max_steps - args.warmup))
+    start = max(args.warmup, getattr(args, "decay_start", None) or args.warmup)
+    if step < start:
+        return args.lr
+    progress = min(1.0, (step - start) / max(1, args.max_steps - start))
     floor = args.min_lr_ratio
     return args.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
@@ -267,37 +272,90 @@ def seq_len_at(step: int, args) -> int:
 
 
 def repeat_share_at(step: int, args) -> float:
-    """Share of windows carrying a repeated span, annealed linearly from --repeat-share to --repeat-share-end."""
-    progress = min(1.0, step / max(1, args.max_steps))
+    """Share of windows carrying a repeated span, annealed linearly from --repeat-share to --repeat-share-end
+    (over the current stage when --stages is used: from its first step to its last)."""
+    start = getattr(args, "stage_start", 0)
+    progress = min(1.0, (step - start) / max(1, args.max_steps - start))
     return args.repeat_share + (args.repeat_share_end - args.repeat_share) * progress
 
 
 def sample_batch(stream: torch.Tensor, batch: int, seq_len: int, repeat_share: float,
-                 gen: torch.Generator) -> torch.Tensor:
-    """Random windows of the token stream; a ``repeat_share`` of them get one 16-64-token span of
+                 gen: torch.Generator, span_every: int = 0) -> torch.Tensor:
+    """Random windows of the token stream; a ``repeat_share`` of them get a 16-64-token span of
     their own text inserted again later in the window (natural text read twice, as in a summary
-    that copies a phrase of its passage)."""
+    that copies a phrase of its passage). ``span_every`` > 0: one such span per that many tokens
+    of window (more copy signal per long window); 0: one span per window."""
     rows = []
     for _ in range(batch):
         if torch.rand((), generator=gen).item() < repeat_share:
-            span = int(torch.randint(16, 65, (), generator=gen))
-            n = seq_len + 1 - span
+            n_spans = max(1, seq_len // span_every) if span_every else 1
+            spans = [int(torch.randint(16, 65, (), generator=gen)) for _ in range(n_spans)]
+            n = seq_len + 1 - sum(spans)
             start = int(torch.randint(0, len(stream) - n, (), generator=gen))
-            chunk = stream[start: start + n]
-            src = int(torch.randint(0, n - span, (), generator=gen))
-            dst = int(torch.randint(src + span, n + 1, (), generator=gen))
-            rows.append(torch.cat([chunk[:dst], chunk[src: src + span], chunk[dst:]]))
+            row = stream[start: start + n]
+            for span in spans:
+                src = int(torch.randint(0, len(row) - span, (), generator=gen))
+                dst = int(torch.randint(src + span, len(row) + 1, (), generator=gen))
+                row = torch.cat([row[:dst], row[src: src + span], row[dst:]])
+            rows.append(row)
         else:
             start = int(torch.randint(0, len(stream) - seq_len - 1, (), generator=gen))
             rows.append(stream[start: start + seq_len + 1])
     return torch.stack(rows)
 
 
+SELECTION_RATIOS = ("random_short", "natural_short")  # the copy ratios the targets are set on
+
+
+PAUSE_SECONDS = 60  # a step this long was a pause, not training (a step takes ~1 s on 2 CPU cores)
+
+
+def stage_args(args) -> dict:
+    """The schedule-defining arguments of one run or resumed stage (listed in the model card)."""
+    keys = ("lr", "warmup", "decay_start", "min_lr_ratio", "max_steps", "short_seq_len", "short_fraction",
+            "seq_len", "batch", "repeat_share", "repeat_share_end", "span_every", "threads", "init_from")
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k in keys}
+
+
+STAGE_KEYS = ("lr", "warmup", "decay_start", "min_lr_ratio", "max_steps", "short_fraction", "repeat_share",
+              "repeat_share_end", "span_every")
+
+
+def read_stages(path: Path) -> list[dict]:
+    """A multi-stage schedule (JSON list): each stage runs ``until`` a step with its own overrides of
+    STAGE_KEYS (``max_steps`` is then the horizon of that stage's lr decay / repeat anneal; it defaults to
+    ``until``). One file = one reproducible recipe, run start to end by a single command."""
+    try:
+        stages = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise SystemExit(f"--stages {path}: cannot read a JSON list of stages ({err})")
+    previous = 0
+    for i, stage in enumerate(stages):
+        unknown = set(stage) - set(STAGE_KEYS) - {"until", "note"}
+        if unknown or not isinstance(stage.get("until"), int) or stage["until"] <= previous:
+            raise SystemExit(f"--stages {path}: stage {i + 1} needs an increasing integer 'until' and only the keys "
+                             f"{', '.join(STAGE_KEYS)} (got {sorted(stage)})")
+        previous = stage["until"]
+    return stages
+
+
+def apply_stage(args, stages: list[dict], step: int) -> dict | None:
+    """Set ``args`` to the stage that contains ``step`` (the first whose ``until`` is above it)."""
+    for i, stage in enumerate(stages):
+        if step < stage["until"]:
+            args.stage_start = stages[i - 1]["until"] if i else 0
+            args.max_steps = stage["until"]
+            for key, value in stage.items():
+                if key in STAGE_KEYS:
+                    setattr(args, key, value)
+            return stage
+    return None
+
+
 def selection_score(val: dict, args) -> float:
-    """Lower is better: how far the worst measure is from its target (bits/char and the two long
-    copy ratios), so the kept checkpoint is the one that best meets all targets at once."""
-    return max(val["bpc"] / args.target_bpc, val["copy"]["random_long"] / args.target_copy,
-               val["copy"]["natural_long"] / args.target_copy)
+    """Lower is better: how far the worst measure is from its target (bits/char and the copy ratios
+    of a span read twice, random and natural), so the kept checkpoint best meets all targets at once."""
+    return max(val["bpc"] / args.target_bpc, *(val["copy"][k] / args.target_copy for k in SELECTION_RATIOS))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,11 +383,15 @@ def parse_args(argv=None):
     p.add_argument("--repeat-share", type=float, default=0.5,
                    help="share of windows with an in-window repeated span at the start ...")
     p.add_argument("--repeat-share-end", type=float, default=0.1, help="... and at --max-steps")
+    p.add_argument("--span-every", type=int, default=0,
+                   help="one repeated span per this many window tokens (0: one span per window)")
     p.add_argument("--max-steps", type=int, default=7_500, help="the lr, window and repeat schedules follow it")
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop early after this much training time (0: no limit)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--min-lr-ratio", type=float, default=0.05, help="cosine floor, as a share of --lr")
     p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--decay-start", type=int, default=None,
+                   help="step where the cosine decay starts (default: right after warm-up); lr stays at --lr until then")
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--eval-every", type=int, default=300)
     p.add_argument("--target-bpc", type=float, default=3.6, help="held-out bits/char target (checkpoint choice)")
@@ -340,6 +402,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--stages", type=Path, default=None,
+                   help="JSON list of stages ({'until': step, overrides...}): the whole recipe in one run")
     p.add_argument("--notes", default="", help="free text for the model card's build notes")
     p.add_argument("--card-only", action="store_true",
                    help="re-measure the saved model in models/<name> and rewrite its report and card")
@@ -406,20 +470,39 @@ def main(argv=None) -> None:
         tokens_seen, best = ckpt["tokens_seen"], ckpt["best"]
         torch.set_rng_state(ckpt["rng"])
         print(f"resumed at step {step}")
+        for h in history["val"]:  # the selection rule may have changed since: rescore what was logged
+            if "copy" in h:
+                h["score"] = selection_score(h, args)
+        best["score"] = next((h["score"] for h in history["val"] if h["step"] == best["step"]), math.inf)
+    stages = read_stages(args.stages) if args.stages else []
+    end_step = stages[-1]["until"] if stages else args.max_steps
+    history.setdefault("stages", [])
+
+    def enter_stage():
+        if stages:
+            apply_stage(args, stages, step)
+        if not history["stages"] or history["stages"][-1]["args"] != stage_args(args):
+            history["stages"].append({"from_step": step, "args": stage_args(args)})
+            if stages:
+                tqdm.write(f"stage from step {step}: {stage_args(args)}")
+
+    enter_stage()
 
     gen = torch.Generator().manual_seed(args.seed + step)
     val_texts = heldout["validation"]
     val_passages = encode_passages(tokenizer, val_texts)
     model.train()
-    bar = tqdm(total=args.max_steps, initial=step, desc="pretraining", mininterval=10)
+    bar = tqdm(total=end_step, initial=step, desc="pretraining", mininterval=10)
     window_t, window_tokens, window_loss = time.time(), 0, []
-    while step < args.max_steps:
+    while step < end_step:
+        if stages and step >= args.max_steps:
+            enter_stage()
         if args.max_minutes and train_seconds / 60 >= args.max_minutes:
             print(f"time budget of {args.max_minutes} min reached at step {step}")
             break
         t_step = time.time()
         seq_len = seq_len_at(step, args)
-        batch = sample_batch(stream, args.batch, seq_len, repeat_share_at(step, args), gen).to(device)
+        batch = sample_batch(stream, args.batch, seq_len, repeat_share_at(step, args), gen, args.span_every).to(device)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
         with autocast(device):
@@ -430,7 +513,11 @@ def main(argv=None) -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        train_seconds += time.time() - t_step
+        step_seconds = time.time() - t_step
+        if step_seconds > PAUSE_SECONDS:  # the job was stopped (kill -STOP) while other work used the cores
+            history["paused_minutes"] = history.get("paused_minutes", 0.0) + step_seconds / 60
+        else:
+            train_seconds += step_seconds
         tokens_seen += args.batch * seq_len
         window_tokens += args.batch * seq_len
         window_loss.append(loss.item())
@@ -442,7 +529,7 @@ def main(argv=None) -> None:
                                      "seq_len": seq_len, "repeat_share": repeat_share_at(step - 1, args)})
             bar.set_postfix(loss=f"{history['train'][-1]['loss']:.3f}", tok_s=f"{tps:,.0f}")
             window_t, window_tokens, window_loss = time.time(), 0, []
-        if step % args.eval_every == 0 or step == args.max_steps:
+        if step % args.eval_every == 0 or step == end_step:
             val = bits_per_char(model, tokenizer, val_texts, device)
             val["copy"] = copy_suite(model, tokenizer, val_passages, device)
             val["score"] = selection_score(val, args)
@@ -457,7 +544,7 @@ def main(argv=None) -> None:
             elif args.patience and (step - best["step"]) // args.eval_every >= args.patience:
                 tqdm.write(f"no better checkpoint for {args.patience} evaluations: stopping")
                 break
-        if step % args.ckpt_every == 0:
+        if step % args.ckpt_every == 0 or step == end_step:
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
                         "history": history, "train_seconds": train_seconds, "rng": torch.get_rng_state(),
                         "tokens_seen": tokens_seen, "best": best, "args": vars(args)}, ckpt_path)
@@ -504,8 +591,8 @@ def finish(model, tokenizer, args, out_dir, history, heldout, corpus_stats, n_pa
         "device": device_name, "corpus": corpus_stats, "stream_tokens": stream_tokens,
         "heldout_test_inputs": test, "copy_test": copy, "copy_ratios_test": copies,
         "heldout_bound": {"sample": BOUND_SAMPLE, "max_tokens": BOUND_TOKENS, "loss": sample["loss"],
-                          "bound": round(sample["loss"] + BOUND_MARGIN, 3)}, "history": history, "args": vars(args) | {
-            "out_dir": str(out_dir), "work_dir": str(args.work_dir)},
+                          "bound": round(sample["loss"] + BOUND_MARGIN, 3)}, "history": history, "args": {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()} | {"out_dir": str(out_dir)},
         "samples": samples,
     }
     (out_dir / "training_report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1))
@@ -578,6 +665,30 @@ def plot_curve(history: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def schedule_lines(r: dict) -> str:
+    """The recipe as the card states it: one line per stage of the run (``--stages`` or resumed runs)."""
+    a = r["args"]
+    stages = r["history"].get("stages") or [{"from_step": 0, "args": a}]
+    ends = [s["from_step"] for s in stages[1:]] + [r["steps"]]
+    lines = [f"- batch {a['batch']} windows; AdamW (β 0.9/0.95, weight decay {a['weight_decay']}), {a['warmup']} warm-up "
+             f"steps; bf16 autocast, gradient clipping 1.0, seed {a['seed']}; the stages "
+             f"({'`' + Path(a['stages']).name + '`' if a.get('stages') else 'resumed runs'}):"]
+    for stage, end in zip(stages, ends):
+        s = stage["args"]
+        start = stage["from_step"]
+        horizon = s["max_steps"]
+        switch = int(s["short_fraction"] * horizon)
+        short = (f"{s['short_seq_len']}" if end <= switch else f"{s['seq_len']}" if start >= switch
+                 else f"{s['short_seq_len']}- then (from step {switch:,}) {s['seq_len']}")
+        decay = s.get("decay_start") or s["warmup"]
+        lr = (f"lr {s['lr']:g} constant" if decay >= min(end, horizon)
+              else f"lr {s['lr']:g}, cosine from step {decay:,} to {s['min_lr_ratio']:.0%} of it at step {horizon:,}")
+        every = f"one per {s['span_every']} tokens" if s.get("span_every") else "one per window"
+        lines.append(f"  - steps {start:,}-{end:,}: {short}-token windows; {lr}; repeated spans ({every}) in "
+                     f"{s['repeat_share']:.0%} -> {s['repeat_share_end']:.0%} of the windows")
+    return "\n".join(lines)
+
+
 def model_card(r: dict) -> str:
     a, t = r["args"], r["heldout_test_inputs"]
     c = r.get("copy_ratios_test") or {"random_short": r["copy_test"]["ratio"]}
@@ -590,6 +701,7 @@ def model_card(r: dict) -> str:
         ("natural_long", f"a test passage's first 64 tokens, {COPY_GAP} tokens of another passage in between")] if key in c)
     best = r["history"].get("best_step")
     can_copy = all(v <= 0.5 for v in c.values())
+    schedule = schedule_lines(r)
     return f"""---
 license: cc-by-sa-3.0
 language: ja
@@ -625,15 +737,10 @@ The weights are a derivative of that data and carry the same licence (CC BY-SA 3
 Summaries of dolly-ja are largely extractive, so a base model that cannot copy from its prompt cannot learn
 *content* in SFT. Copying appears after a number of tokens that grows with batch x context, and sooner with
 repeated spans in the data (Olsson et al. 2022; Bi-Induct 2025). So:
-- windows of {a['short_seq_len']} tokens for the first {a['short_fraction']:.0%} of the steps, then {a['seq_len']} tokens
-  (03/05's prompts + summaries are up to ~600 tokens), batch {a['batch']};
-- a share of windows (from {a['repeat_share']:.0%}, annealed linearly to {a['repeat_share_end']:.0%}) carries one 16-64-token
-  span of its own text inserted again later in the window;
-- AdamW (β 0.9/0.95, weight decay {a['weight_decay']}), {a['warmup']} warm-up steps to lr {a['lr']}, cosine to
-  {a['min_lr_ratio']:.0%} of it at step {a['max_steps']:,}; bf16 autocast, gradient clipping 1.0, seed {a['seed']};
+{schedule}
 - at every evaluation: held-out validation bits/char and the four copy ratios below (validation passages); the kept
-  checkpoint is the one whose worst measure is closest to its target (bits/char ≤ {a.get('target_bpc', 3.6)}, long-distance copy
-  ratios ≤ {a.get('target_copy', 0.5)}){f": step {best:,}" if best else ""}.
+  checkpoint is the one whose worst measure is closest to its target (bits/char ≤ {a.get('target_bpc', 3.6)}, short-distance copy
+  ratios, random and natural, ≤ {a.get('target_copy', 0.5)}){f": step {best:,}" if best else ""}.
 - Device: {r['device']}; {r['train_minutes']:.1f} minutes, {r['steps']:,} steps, {r['tokens_seen'] / 1e6:.1f} M tokens seen
   ({r['tokens_seen'] / r['stream_tokens']:.1f} passes over the corpus)
 - Curves (loss and copy ratios vs tokens): `images/{r['name']}_loss_curve.png`

@@ -94,3 +94,16 @@ def test_unknown_attention_implementation_is_refused(clean_env):
     clean_env.setenv("WORKSHOP_ATTN_IMPLEMENTATION", "flash")
     with pytest.raises(ConfigError, match="sdpa"):
         get_config()
+
+
+def test_make_check_gpu_runs_the_bundled_model_into_its_own_output_dir():
+    """The GPU preflight must point at a real model folder and keep its outputs apart from the cpu run's."""
+    import re
+
+    from utils.config import PROJECT_ROOT
+
+    recipe = (PROJECT_ROOT / "Makefile").read_text().split("check-gpu: setup", 1)[1].split("\n\n", 1)[0]
+    model = re.search(r"WORKSHOP_BASE_MODEL=\$\(CURDIR\)/(\S+)", recipe).group(1)
+    assert (PROJECT_ROOT / model / "config.json").is_file(), model
+    assert re.search(r"WORKSHOP_OUTPUT_DIR=\$\(CURDIR\)/outputs/check-gpu", recipe)
+    assert "WORKSHOP_PROFILE=gpu" in recipe

@@ -207,3 +207,42 @@ def test_benchmark_skips_variants_that_cannot_fit(clean_env):
     assert "> 42 GB" in gpu_qlora.memory_skip_reason(no_gc, "gamma-7b", after_load)
     fake_gpu(clean_env, (9, 0), total_gb=85.0, name="H100")
     assert gpu_qlora.memory_skip_reason(no_gc, "gamma-7b", after_load) is None
+
+
+def test_fsdp_qlora_needs_the_4bit_storage_dtype_to_match_the_compute_dtype(clean_env, monkeypatch):
+    from utils.config import ConfigError
+    from utils.modeling import quantization_config
+
+    fake_gpu(monkeypatch, capability=(8, 0), total_gb=80.0, name="NVIDIA A100")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what `accelerate launch` with an FSDP config sets
+    with pytest.raises(ConfigError, match="WORKSHOP_BNB_4BIT_QUANT_STORAGE=bfloat16"):
+        get_config("gpu")
+    cfg = get_config("gpu", bnb_4bit_quant_storage="bfloat16")
+    assert quantization_config(cfg).bnb_4bit_quant_storage == torch.bfloat16
+    with pytest.raises(ConfigError, match="bnb_4bit_quant_storage"):
+        get_config("gpu", bnb_4bit_quant_storage="int4")
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    assert quantization_config(get_config("gpu")).bnb_4bit_quant_storage == torch.uint8  # bitsandbytes' default
+
+
+def test_each_process_loads_onto_its_own_gpu_unless_fsdp_or_deepspeed_places_it(clean_env, monkeypatch):
+    from utils.config import sharded_launch
+    from utils.modeling import local_rank
+
+    assert local_rank() == 0 and sharded_launch() is None
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert local_rank() == 3
+    for key, engine in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
+        monkeypatch.setenv(key, "true")
+        assert sharded_launch() == engine
+        monkeypatch.delenv(key)
+
+
+def test_deepspeed_qlora_needs_the_same_storage_dtype(clean_env, monkeypatch):
+    from utils.config import ConfigError
+
+    fake_gpu(monkeypatch, capability=(9, 0), total_gb=80.0, name="NVIDIA H100")
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    with pytest.raises(ConfigError, match="DeepSpeed .*WORKSHOP_BNB_4BIT_QUANT_STORAGE=bfloat16"):
+        get_config("gpu")
+    assert get_config("gpu", bnb_4bit_quant_storage="bfloat16").load_in_4bit

@@ -106,3 +106,34 @@ def test_no_summary_of_any_summarization_record_in_the_pretraining_corpus():
     # own passage, is still in the corpus as part of that passage (38 of them); no other summary is.
     assert [r["index"] for r in found if r["output"].strip() not in r["input"]] == []
     assert stats["summaries_left_out"] > 1000
+
+
+def test_the_committed_stage_file_is_a_valid_recipe_whose_schedule_is_what_each_stage_says(tmp_path):
+    """``--stages`` runs the whole recipe in one command: each stage's lr, window length and repeat share
+    must be what its line says, from its first step to its last (not annealed from step 0)."""
+    build = _build_script()
+    path = TINY_MODEL_DIR.parents[1] / "scripts" / "tiny_model_stages.json"
+    stages = build.read_stages(path)
+    args = build.parse_args(["--stages", str(path)])
+    for i, stage in enumerate(stages):
+        first = stages[i - 1]["until"] if i else 0
+        last = stage["until"] - 1
+        build.apply_stage(args, stages, first)
+        assert args.max_steps == stage.get("max_steps", stage["until"])
+        assert build.repeat_share_at(first, args) == pytest.approx(stage["repeat_share"])
+        assert build.repeat_share_at(stage["until"], args) == pytest.approx(stage["repeat_share_end"])
+        want_len = args.short_seq_len if stage["short_fraction"] >= 1 else args.seq_len
+        assert build.seq_len_at(first, args) == build.seq_len_at(last, args) == want_len
+        if first >= args.warmup and stage["decay_start"] >= stage["until"]:  # constant lr stages
+            assert build.lr_at(first, args) == build.lr_at(last, args) == stage["lr"]
+    # the last stage anneals to its floor
+    assert build.lr_at(stages[-1]["until"], args) == pytest.approx(stages[-1]["lr"] * stages[-1]["min_lr_ratio"])
+
+
+@pytest.mark.parametrize("text", ['[{"until": 10}, {"until": 10}]', '[{"until": 10, "lr_typo": 1}]', "not json"])
+def test_a_broken_stage_file_is_refused_with_its_path(tmp_path, text):
+    build = _build_script()
+    path = tmp_path / "stages.json"
+    path.write_text(text)
+    with pytest.raises(SystemExit, match="stages.json"):
+        build.read_stages(path)

@@ -56,3 +56,38 @@ def test_trl_collator_masks_the_prompt_and_trains_eos(clean_env, tmp_path, tiny_
         assert all(label == -100 for label in labels[n:]), "padding carries a label"
         decoded = tiny_tokenizer.decode(ids[n_prompt:n], skip_special_tokens=True)
         assert decoded == example["completion"]
+
+
+@pytest.mark.parametrize("n,batch,accum,procs,expected", [
+    (59, 4, 2, 2, 4),  # 15 batches -> 8 per process -> 4 updates (the two-process test's run)
+    (59, 4, 4, 1, 4),  # same effective batch in one process
+    (1000, 4, 4, 8, 16),  # 250 batches -> 32 per GPU -> 8 updates x 2 epochs
+    (10, 8, 1, 4, 1),  # fewer batches than processes: every process still makes one update
+])
+def test_optimizer_steps_count_the_processes(clean_env, n, batch, accum, procs, expected):
+    from utils.training import effective_batch
+
+    epochs = 2 if n == 1000 else 1
+    cfg = get_config(per_device_train_batch_size=batch, gradient_accumulation_steps=accum, num_train_epochs=epochs)
+    assert optimizer_steps(n, cfg, n_processes=procs) == expected
+    assert effective_batch(cfg, procs) == batch * accum * procs
+
+
+def test_process_count_comes_from_the_launcher(clean_env, monkeypatch, tmp_path):
+    from utils.training import effective_batch, is_main_process, world_size
+
+    cfg = get_config(per_device_train_batch_size=4, gradient_accumulation_steps=2, num_train_epochs=1)
+    assert world_size() == 1 and is_main_process() and effective_batch(cfg) == 8
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert world_size() == 2 and not is_main_process()
+    assert effective_batch(cfg) == 16 and optimizer_steps(59, cfg) == 4
+
+
+def test_several_processes_skip_ddp_s_unused_parameter_search(clean_env, monkeypatch, tmp_path):
+    from utils import training
+
+    cfg = get_config()
+    assert sft_config(cfg, tmp_path).ddp_find_unused_parameters is None  # one process: the Trainer's default
+    monkeypatch.setattr(training, "world_size", lambda: 2)  # (a real WORLD_SIZE=2 would start a process group)
+    assert sft_config(cfg, tmp_path).ddp_find_unused_parameters is False  # every LoRA weight gets a gradient

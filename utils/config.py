@@ -23,6 +23,7 @@ TINY_MODEL_DIR = PROJECT_ROOT / "models" / "tiny-ja-mistral"
 MISTRAL_TOKENIZER_DIR = PROJECT_ROOT / "models" / "mistral-7b-v0.1-tokenizer"
 PROFILES = ("gpu", "cpu")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+QUANT_STORAGE_CHOICES = ("uint8", "bfloat16", "float16", "float32")
 REPORT_TO_CHOICES = ("none", "trackio", "mlflow", "wandb", "tensorboard")
 
 
@@ -43,6 +44,7 @@ class WorkshopConfig:
     # --- model loading -----------------------------------------------------------------------
     load_in_4bit: bool = False  # QLoRA: NF4 weights with double quantisation (bitsandbytes, CUDA only)
     compute_dtype: str = "auto"  # "auto": bf16 on GPUs with native bf16 (A100/L4/H100), fp16 on T4/V100, fp32 on CPU
+    bnb_4bit_quant_storage: str = "uint8"  # storage of the 4-bit weights; "bfloat16" for FSDP (= the compute dtype)
     attn_implementation: str = "sdpa"  # PyTorch's fused attention; "eager" is the plain reference implementation
 
     # --- data sizes ----------------------------------------------------------------------------
@@ -230,6 +232,15 @@ def _parse(name: str, raw: str, annotation: str):
                           f"値を直すか、unset {env} で既定値に戻してください。") from None
 
 
+def sharded_launch() -> str | None:
+    """"FSDP" or "DeepSpeed" when ``accelerate launch`` runs this process with one of them (they
+    place and shard the weights themselves, and a 4-bit base then needs a matching storage dtype)."""
+    for engine, key in (("FSDP", "ACCELERATE_USE_FSDP"), ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED")):
+        if os.environ.get(key, "").lower() in ("1", "true"):
+            return engine
+    return None
+
+
 def gpu_has_native_bf16() -> bool:
     """True on GPUs with bf16 tensor cores (compute capability >= 8.0: A100, L4, H100, RTX 30xx+).
 
@@ -299,6 +310,16 @@ def _validate(cfg: WorkshopConfig) -> None:
         raise ConfigError(f"WORKSHOP_BASE_MODEL={cfg.base_model!r} はローカルのモデルフォルダではありません "
                           "(config.json がありません)。Hub の ID (例: tokyotech-llm/Swallow-MS-7b-v0.1) か、"
                           "save_pretrained したフォルダを指定してください。")
+    if cfg.bnb_4bit_quant_storage not in QUANT_STORAGE_CHOICES:
+        raise ConfigError(f"bnb_4bit_quant_storage={cfg.bnb_4bit_quant_storage!r}: {' / '.join(QUANT_STORAGE_CHOICES)} "
+                          "のいずれかにしてください。")
+    engine = sharded_launch()
+    if engine and cfg.load_in_4bit and cfg.bnb_4bit_quant_storage != str(cfg.torch_dtype).removeprefix("torch."):
+        dtype = str(cfg.torch_dtype).removeprefix("torch.")
+        raise ConfigError(f"{engine} で 4-bit (QLoRA) のモデルを分散するには、4-bit の重みの格納型を計算の型 ({dtype}) に"
+                          f"揃える必要があります (今は bnb_4bit_quant_storage={cfg.bnb_4bit_quant_storage!r})。"
+                          f"WORKSHOP_BNB_4BIT_QUANT_STORAGE={dtype} を指定してください "
+                          "(configs/accelerate/ の fsdp2_qlora.yaml / zero3.yaml の説明を参照)。")
     if cfg.report_to not in REPORT_TO_CHOICES:
         raise ConfigError(f"report_to={cfg.report_to!r}: {' / '.join(REPORT_TO_CHOICES)} のいずれかにしてください "
                           "(none 以外は別途パッケージが必要です。README「実験管理」)。")

@@ -1,8 +1,28 @@
-"""Small HTML renderers for the notebooks (coloured label masks, marked prompts, wrapped tables)."""
+"""Small display helpers for the notebooks: a Japanese font for figures, and HTML renderers
+(coloured label masks, marked prompts, wrapped tables)."""
 
 from __future__ import annotations
 
 import html
+
+
+def use_japanese_font() -> str:
+    """Make matplotlib draw Japanese text with the bundled IPAexGothic font; returns the font's name.
+
+    The participants' GPU VMs and CI have no Japanese font, and matplotlib's default (DejaVu Sans)
+    has no kana or kanji: every Japanese title, axis label and legend would be drawn as empty boxes
+    ("tofu") with a "Glyph ... missing from font(s)" warning. ``matplotlib-fontja`` (requirements.txt)
+    ships IPAexGothic inside the wheel, so no system package or download is needed. Importing it
+    registers the font and sets ``font.family``; calling this again (e.g. after ``plt.rcdefaults()``
+    or a style change) sets the family again. Call it once in a notebook's import cell.
+    """
+    import matplotlib
+    from matplotlib_fontja.matplotlib_fontja import FONT_NAME, japanize  # the import itself calls japanize()
+
+    if matplotlib.rcParams["font.family"] != [FONT_NAME]:
+        japanize()
+    return FONT_NAME
+
 
 _TRAINED = "#c8f7c5"  # green: position carries a label (learned)
 _MASKED = "#eeeeee"  # grey: label -100 (ignored by the loss)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import WorkshopConfig, looks_local
+from .config import WorkshopConfig, looks_local, sharded_launch
 
 FALLBACK_MODEL = "tokyotech-llm/Swallow-MS-7b-v0.1"
 
@@ -69,6 +69,7 @@ def load_tokenizer(model_id: str):
 
 def quantization_config(cfg: WorkshopConfig):
     """QLoRA: NF4 4-bit weights, double quantisation, matmuls in the compute dtype."""
+    import torch
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(
@@ -76,7 +77,17 @@ def quantization_config(cfg: WorkshopConfig):
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=cfg.torch_dtype,
+        # how the packed 4-bit weights are stored: uint8 by default; FSDP shards them only when the
+        # storage dtype equals the other parameters' (bf16), PEFT's FSDP-QLoRA recipe
+        bnb_4bit_quant_storage=getattr(torch, cfg.bnb_4bit_quant_storage),
     )
+
+
+def local_rank() -> int:
+    """This process's GPU on its machine: set by torchrun / accelerate launch, 0 in a notebook."""
+    import os
+
+    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def load_model(cfg: WorkshopConfig, adapter_dir: str | Path | None = None, tokenizer=None):
@@ -88,7 +99,10 @@ def load_model(cfg: WorkshopConfig, adapter_dir: str | Path | None = None, token
     if cfg.load_in_4bit:
         kwargs["quantization_config"] = quantization_config(cfg)
     if torch.cuda.is_available():
-        kwargs["device_map"] = {"": 0}
+        if local_rank():  # a launched process: bitsandbytes puts 4-bit weights on the *current* device
+            torch.cuda.set_device(local_rank())
+        if not sharded_launch():  # FSDP / DeepSpeed place (and shard) the weights themselves
+            kwargs["device_map"] = {"": local_rank()}
     try:
         model = AutoModelForCausalLM.from_pretrained(cfg.base_model, **kwargs)
     except Exception as err:  # noqa: BLE001

@@ -69,10 +69,16 @@ def sft_config(cfg: WorkshopConfig, output_dir: str | Path, **overrides):
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         include_num_input_tokens_seen="non_padding",
-        save_strategy="no",  # the notebook saves the adapter itself
+        save_strategy="no",  # save_adapter() saves the adapter at the end
+        # several processes without a GPU: only with use_cpu does a launch (torchrun) become CPU DDP over
+        # gloo (accelerate's MULTI_CPU) instead of independent single-process runs that never meet
+        use_cpu=not on_gpu and world_size() > 1,
         dataloader_pin_memory=on_gpu,  # pinned memory only helps copies to a GPU (and warns without one)
         report_to=cfg.report_to,  # experiment tracking (profile field; "none" by default)
-        disable_tqdm=False,
+        disable_tqdm=False,  # the bar shows on the main process only
+        # several processes (DDP): every LoRA parameter gets a gradient each step, so DDP need not search
+        # for unused ones (the search fails with gradient checkpointing)
+        ddp_find_unused_parameters=False if world_size() > 1 else None,
     )
     kwargs.update(overrides)
     if kwargs["eval_strategy"] == "no":
@@ -133,10 +139,83 @@ def sft_datasets(splits: dict[str, list[dict]], tokenizer, cfg: WorkshopConfig):
     return out["train"], out["validation"], report
 
 
-def optimizer_steps(n_records: int, cfg: WorkshopConfig) -> int:
-    """Optimizer steps for the whole run, as the Trainer counts them (single device)."""
+def world_size() -> int:
+    """Number of training processes: set by the launcher (``torchrun``, ``accelerate launch``), else 1."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """Rank 0 (or the only process): the one that prints, shows the bar and writes files."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def effective_batch(cfg: WorkshopConfig, n_processes: int | None = None) -> int:
+    """Records per optimizer update: per-device batch x accumulation x processes."""
+    n_processes = world_size() if n_processes is None else n_processes
+    return cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * n_processes
+
+
+def optimizer_steps(n_records: int, cfg: WorkshopConfig, n_processes: int | None = None) -> int:
+    """Optimizer steps for the whole run, as the Trainer counts them.
+
+    The batches of one epoch are dealt round-robin to the processes (accelerate's
+    ``BatchSamplerShard``; the last round is filled from the start), so each process sees
+    ceil(batches / processes) of them, and every ``gradient_accumulation_steps`` of those make
+    one update. ``n_processes`` defaults to the launcher's ``WORLD_SIZE`` (1 in a notebook).
+    """
     import math
 
+    n_processes = world_size() if n_processes is None else n_processes
     batches_per_epoch = math.ceil(n_records / cfg.per_device_train_batch_size)
-    updates_per_epoch = math.ceil(batches_per_epoch / cfg.gradient_accumulation_steps)
+    batches_per_process = math.ceil(batches_per_epoch / n_processes)
+    updates_per_epoch = math.ceil(batches_per_process / cfg.gradient_accumulation_steps)
     return math.ceil(updates_per_epoch * cfg.num_train_epochs)
+
+
+def count_train_examples(trainer) -> dict:
+    """Count, in this process, the examples its training steps really received.
+
+    Wraps the Trainer's ``get_batch_samples`` (called only by the training loop, once per update, with
+    this process's batches); evaluation batches are not counted. After ``train()`` the dict holds
+    ``examples`` and ``batches``; with several processes each rank counts its own share
+    (``scripts/train.py`` gathers them, so a two-process run shows that both ranks trained).
+    """
+    counts = {"examples": 0, "batches": 0}
+    fetch = trainer.get_batch_samples
+
+    def counting_fetch(*args, **kwargs):
+        batches, n_items = fetch(*args, **kwargs)
+        counts["batches"] += len(batches)
+        counts["examples"] += sum(len(b["input_ids"]) for b in batches)
+        return batches, n_items
+
+    trainer.get_batch_samples = counting_fetch
+    return counts
+
+
+def save_adapter(trainer, cfg: WorkshopConfig, train_seconds: float, peak_memory: dict | None = None,
+                 **extra) -> tuple[Path, dict]:
+    """Save the adapter (+ tokenizer) and ``train_metrics.json`` where notebook 05 reads them.
+
+    ``trainer.save_model`` writes only the LoRA weights of a PEFT model, from the main process,
+    and gathers sharded weights under FSDP/DeepSpeed first. Every process must call it.
+    """
+    import json
+
+    adapter_dir = cfg.run_dir / "adapter"
+    trainer.save_model(str(adapter_dir))
+    evals = [row["eval_loss"] for row in trainer.state.log_history if "eval_loss" in row]
+    tokens = int(trainer.state.num_input_tokens_seen)
+    metrics = {
+        "train_seconds": train_seconds, "optimizer_steps": trainer.state.global_step,
+        "tokens_seen": tokens, "tokens_per_second": tokens / train_seconds if train_seconds else None,
+        "final_eval_loss": float(evals[-1]) if evals else None, "peak_memory_gib": peak_memory or {},
+        "world_size": trainer.args.world_size, **extra,
+    }
+    if trainer.is_world_process_zero():
+        (cfg.run_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=1))
+    return adapter_dir, metrics

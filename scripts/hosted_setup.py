@@ -1,0 +1,186 @@
+#!/usr/bin/env python
+"""Set up the workshop on a hosted notebook runtime (Google Colab, Kaggle) around the platform's own CUDA torch.
+
+The first code cell of notebooks/01 runs this with the kernel's Python on Colab / Kaggle only. It installs the
+pinned stack of requirements.txt (the single source of truth) without the lines tied to the platform's CUDA
+torch (torch, torchvision, torchaudio, triton, nvidia-*), with the installed torch family pinned as pip
+constraints so that no dependency can pull in another torch, then installs this repository with
+``pip install --no-deps -e`` so that ``import utils`` works. Standard library only: it runs before anything
+is installed. On your own machine or GPU VM use ``make setup`` instead; this script refuses to run where no
+torch is installed at all.
+
+    python scripts/hosted_setup.py            # install
+    python scripts/hosted_setup.py --dry-run  # print the pip commands only
+
+Exit codes: 0 done, 1 pip failed or torch changed, 2 refused (no torch installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as metadata
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = ROOT / "requirements.txt"
+# Generated files (build/ is git-ignored): the filtered requirements and the constraints that pin the platform's torch.
+OUT_DIR = ROOT / "build" / "hosted"
+
+# Distributions built against one CUDA torch: the platform ships them matched, pip must not replace them.
+TORCH_FAMILY = frozenset({"torch", "torchvision", "torchaudio", "triton"})
+TORCH_FAMILY_PREFIXES = ("nvidia-",)
+# peft's is_torchao_available() raises ImportError (inside get_peft_model, for any LoRA) when torchao is
+# installed but older than this (peft/import_utils.py, TORCHAO_MINIMUM_VERSION). Colab preinstalls
+# torchao 0.10.0. The workshop never uses torchao, so an older one is uninstalled rather than upgraded
+# (a newer torchao is built for a newer torch than the platform's).
+PEFT_TORCHAO_MINIMUM = (0, 16, 0)
+
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalised distribution name: 'Torch_Audio' -> 'torch-audio'."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def is_torch_family(name: str) -> bool:
+    name = canonical(name)
+    return name in TORCH_FAMILY or name.startswith(TORCH_FAMILY_PREFIXES)
+
+
+def requirement_name(line: str) -> str | None:
+    """The distribution name a requirements.txt line asks for; None for blanks, comments and pip options."""
+    line = re.sub(r"(^|\s)#.*", "", line).strip()
+    if not line or line.startswith("-"):
+        return None
+    match = _NAME.match(line)
+    return match.group(0) if match else None
+
+
+def split_requirements(lines: list[str]) -> tuple[list[str], list[str]]:
+    """(kept, dropped) requirement lines, without comments: dropped are the torch-family ones."""
+    kept, dropped = [], []
+    for raw in lines:
+        line = re.sub(r"(^|\s)#.*", "", raw).strip()
+        if not line:
+            continue
+        name = requirement_name(line)
+        (dropped if name and is_torch_family(name) else kept).append(line)
+    return kept, dropped
+
+
+def installed_torch_family() -> dict[str, str]:
+    """{name: version} of every torch-family distribution in this Python's environment (first on sys.path wins)."""
+    found: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name and is_torch_family(name) and canonical(name) not in found:
+            found[canonical(name)] = dist.version
+    return dict(sorted(found.items()))
+
+
+def installed_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def release_tuple(version: str) -> tuple[int, ...]:
+    match = re.match(r"\d+(?:\.\d+)*", version)
+    return tuple(int(part) for part in match.group(0).split(".")) if match else ()
+
+
+def pip(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pip", *args]
+
+
+def show(cmd: list[str]) -> str:
+    return "$ " + shlex.join(cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dry-run", action="store_true", help="print the pip commands without running them")
+    ap.add_argument("--out-dir", type=Path, default=OUT_DIR, help=f"where the generated files go (default: {OUT_DIR})")
+    args = ap.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # the notebook cell reads this through a pipe, line by line
+
+    torch_version = installed_version("torch")
+    if torch_version is None:
+        print("torch がインストールされていません。このスクリプトは、torch が最初から入っている Colab / Kaggle の\n"
+              "GPU ランタイム専用です (プラットフォームの torch をそのまま使うため)。\n"
+              "自分の PC や GPU VM では、リポジトリのフォルダで `make setup` を実行してください "
+              "(固定版の torch を含めて .venv に入れます)。", file=sys.stderr)
+        return 2
+
+    kept, dropped = split_requirements(REQUIREMENTS.read_text(encoding="utf-8").splitlines())
+    pinned_torch = next((line.split("==", 1)[1] for line in dropped if canonical(requirement_name(line)) == "torch"
+                         and "==" in line), None)
+    family = installed_torch_family()
+    same = pinned_torch is not None and pinned_torch == torch_version.split("+")[0]
+    print(f"プラットフォームの torch をそのまま使います: torch {torch_version}"
+          + (f" (このワークショップの検証版は {pinned_torch})" if pinned_torch and not same else ""))
+    print(f"requirements.txt から外した行 (プラットフォームの CUDA torch と組になるもの): {', '.join(dropped) or 'なし'}")
+    print(f"変えないように固定するパッケージ: {', '.join(f'{n} {v}' for n, v in family.items())}")
+
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    requirements = args.out_dir / "requirements.txt"
+    constraints = args.out_dir / "constraints.txt"
+    header = "# Generated by scripts/hosted_setup.py from requirements.txt: do not edit.\n"
+    requirements.write_text(header + "".join(f"{line}\n" for line in kept), encoding="utf-8")
+    constraints.write_text(header + "".join(f"{name}=={version}\n" for name, version in family.items()),
+                           encoding="utf-8")
+
+    steps = [pip("install", "--progress-bar", "off", "-r", str(requirements), "-c", str(constraints)),
+             pip("install", "--progress-bar", "off", "--no-deps", "-e", str(ROOT))]
+    torchao = installed_version("torchao")
+    if torchao is not None and release_tuple(torchao) < PEFT_TORCHAO_MINIMUM:
+        minimum = ".".join(map(str, PEFT_TORCHAO_MINIMUM))
+        print(f"torchao {torchao} は peft が受け付ける {minimum} より古く、LoRA を作るときに ImportError になるため"
+              "削除します (このワークショップでは torchao を使いません)。")
+        steps.append(pip("uninstall", "-y", "torchao"))
+
+    if args.dry_run:
+        print("--dry-run: 次のコマンドを実行します (今回は表示だけです)。")
+        for cmd in steps:
+            print(show(cmd))
+        return 0
+
+    print(f"固定版 {len(kept)} 件をインストールしています (数分かかります)…")
+    for cmd in steps:
+        print(show(cmd))
+        code = subprocess.run(cmd).returncode
+        if code != 0:
+            print(f"pip が失敗しました (終了コード {code})。上の pip のメッセージを確認してください。\n"
+                  f"torch の版の食い違い (ResolutionImpossible など) が出ている場合は、固定版のどれかが"
+                  f"プラットフォームの torch {torch_version} と合いません。講師に知らせてください。", file=sys.stderr)
+            return 1
+
+    after = installed_torch_family()
+    if after != family:
+        changed = ", ".join(f"{n} {family.get(n, 'なし')} → {after.get(n, 'なし')}" for n in sorted(family.keys() | after.keys())
+                            if family.get(n) != after.get(n))
+        print(f"プラットフォームの torch 系パッケージが変わってしまいました: {changed}\n"
+              "ランタイムを初期化して (Colab:「ランタイムを接続解除して削除」) やり直し、講師に知らせてください。",
+              file=sys.stderr)
+        return 1
+
+    print("インストールしたもの:")
+    for line in kept:
+        name = requirement_name(line)
+        if name:
+            print(f"  {name} {installed_version(name)}")
+    print(f"  lora-sft-ja-workshop-utils (このリポジトリ、編集可能インストール: {ROOT})")
+    print(f"そのまま使うもの: torch {torch_version} (プラットフォームのもの、置き換えていません)")
+    print("pip が「dependency conflicts」の ERROR を表示していても、プラットフォームに入っている他のパッケージとの\n"
+          "版の食い違いの知らせです。ここまで表示されていればインストールは終わっています。")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

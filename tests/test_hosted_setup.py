@@ -1,0 +1,258 @@
+"""Hosted notebooks (Colab / Kaggle): scripts/hosted_setup.py and the setup cell at the top of notebook 01.
+
+The script installs requirements.txt without the torch family, so the platform's own CUDA torch stays; the cell
+runs it on a hosted runtime only. The integration test emulates "the platform's torch" with a tiny fake ``torch``
+2.12.0 distribution in a fresh venv (the real 2.12 wheels are multi-GB CUDA builds) and runs the real script:
+pip installs the whole pinned stack from the package index (network), about 1.5 minutes on 2 busy CPU cores.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "hosted_setup.py"
+REQUIREMENTS = ROOT / "requirements.txt"
+NOTEBOOK = ROOT / "notebooks" / "01_base_model_selection.ipynb"
+HOSTED_ENV_VARS = ("COLAB_RELEASE_TAG", "KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_URL_BASE")
+LOCAL_MESSAGE = "ローカル / CI の環境なのでセットアップは不要です"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("hosted_setup", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pinned_lines() -> list[str]:
+    return [line.strip() for line in REQUIREMENTS.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def dist_name(line: str) -> str:
+    return re.split(r"[\s=<>!~\[;@]", line, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def torch_family(line: str) -> bool:
+    return dist_name(line) in {"torch", "torchvision", "torchaudio", "triton"} or dist_name(line).startswith("nvidia-")
+
+
+# --- the filter ------------------------------------------------------------------------------------------------
+def test_filter_drops_exactly_the_torch_family_lines_of_requirements_txt():
+    hs = load_script()
+    pinned = pinned_lines()
+    kept, dropped = hs.split_requirements(REQUIREMENTS.read_text(encoding="utf-8").splitlines())
+    assert dropped == [line for line in pinned if torch_family(line)]
+    assert [dist_name(line) for line in dropped] == ["torch"]  # requirements.txt pins torch alone of the family
+    assert kept == [line for line in pinned if not torch_family(line)]  # every other pinned line, in order
+    assert len(kept) == len(pinned) - 1 and all("==" in line for line in kept)
+
+
+@pytest.mark.parametrize("line, family", [
+    ("torch==2.13.0", True), ("torchvision==0.28.0", True), ("TorchVision==0.28.0", True), ("Torch_Audio==2.13.0", False), ("torchaudio>=2", True),
+    ("triton==3.6.0", True), ("nvidia-cublas-cu12==12.8.4.1", True), ("NVIDIA_cudnn_cu12", True),
+    ("torch[opt]==2.13.0 ; sys_platform == 'linux'", True), ("torchao==0.17.0", False), ("torchmetrics==1.0", False),
+    ("pytorch-lightning==2.5", False), ("transformers==5.23.0  # torch inside", False),
+])
+def test_torch_family_names(line, family):
+    hs = load_script()
+    kept, dropped = hs.split_requirements(["# comment", "", line, "--extra-index-url https://example.invalid/simple"])
+    assert (dropped == [line.split("  #")[0]]) is family
+    assert kept[-1].startswith("--extra-index-url")  # pip options pass through
+
+
+def test_refuses_without_torch(tmp_path):
+    """Not on a hosted GPU runtime: no torch at all, so no platform torch to keep. Points to `make setup`."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    result = subprocess.run([str(venv / "bin" / "python"), str(SCRIPT), "--dry-run", "--out-dir", str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "torch がインストールされていません" in result.stderr and "make setup" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_prints_the_pip_commands_only(tmp_path):
+    """This venv's torch stands in for the platform's: the commands keep it (constraints) and install the rest."""
+    from importlib.metadata import version
+
+    result = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--out-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    commands = [line for line in result.stdout.splitlines() if line.startswith("$ ")]
+    assert len(commands) == 2, result.stdout
+    assert f"-m pip install --progress-bar off -r {tmp_path / 'requirements.txt'} -c {tmp_path / 'constraints.txt'}" in commands[0]
+    assert commands[1].endswith(f"-m pip install --progress-bar off --no-deps -e {ROOT}")
+    assert f"torch {version('torch')}" in result.stdout and "torch==" in result.stdout  # what it keeps, what it drops
+    written = (tmp_path / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert [line for line in written if not line.startswith("#")] == [line for line in pinned_lines() if not torch_family(line)]
+    assert f"torch=={version('torch')}" in (tmp_path / "constraints.txt").read_text(encoding="utf-8").splitlines()
+
+
+# --- the cell at the top of notebook 01 --------------------------------------------------------------------------
+def setup_cell() -> str:
+    cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+    ids = [c["id"] for c in cells]
+    i = ids.index("01-hosted-setup")
+    assert cells[i - 1]["id"] == "01-hosted-intro" and "Colab / Kaggle で実行する人だけ" in "".join(cells[i - 1]["source"])
+    assert i == 2 and cells[0]["source"][0].startswith("# 01."), "right after the title, before everything else"
+    return "".join(cells[i]["source"])
+
+
+def run_cell(source: str) -> dict:
+    namespace: dict = {}
+    exec(compile(source, "01-hosted-setup", "exec"), namespace)  # noqa: S102 - the notebook's own cell
+    return namespace
+
+
+@pytest.fixture
+def sandbox(monkeypatch):
+    """No hosted marker, and every call that would start a process fails the test."""
+    for name in HOSTED_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError(f"the setup cell started a process: {args}")
+
+    for name in ("run", "call", "check_call", "check_output", "Popen"):
+        monkeypatch.setattr(subprocess, name, forbidden)
+    monkeypatch.setattr(os, "system", forbidden)
+    return monkeypatch
+
+
+def test_cell_does_nothing_locally_or_in_ci(sandbox, capsys):
+    sandbox.chdir(ROOT / "notebooks")  # where `make lab` and nbmake run it
+    path = list(sys.path)
+    run_cell(setup_cell())
+    assert capsys.readouterr().out == LOCAL_MESSAGE + "\n"
+    assert sys.path == path and Path.cwd() == ROOT / "notebooks"
+
+
+def test_cell_with_the_url_placeholder_says_what_to_do(sandbox, capsys, tmp_path):
+    sandbox.setenv("COLAB_RELEASE_TAG", "release-colab-test")
+    sandbox.chdir(tmp_path)  # Colab's /content: nothing cloned yet
+    run_cell(setup_cell())
+    out = capsys.readouterr().out
+    assert "REPO_URL がまだ書き換えられていません" in out and "もう一度実行" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+class FakeSetup:
+    """subprocess.Popen stand-in for the script: prints one line, exits 0."""
+
+    calls: list[list[str]] = []
+
+    def __init__(self, cmd, **kwargs):
+        FakeSetup.calls.append(cmd)
+        self.stdout = iter(["セットアップ完了 (fake)\n"])
+
+    def wait(self):
+        return 0
+
+
+@pytest.mark.parametrize("marker", HOSTED_ENV_VARS)
+def test_cell_on_a_hosted_runtime_clones_runs_the_script_and_adds_the_path(sandbox, capsys, tmp_path, marker):
+    sandbox.setenv(marker, "x")
+    sandbox.chdir(tmp_path)
+    clones = []
+
+    def fake_clone(cmd, check=False, **kwargs):  # "clones" by linking this repository
+        clones.append(cmd)
+        Path(cmd[-1]).symlink_to(ROOT, target_is_directory=True)
+        return subprocess.CompletedProcess(cmd, 0)
+
+    sandbox.setattr(subprocess, "run", fake_clone)
+    sandbox.setattr(subprocess, "Popen", FakeSetup)
+    FakeSetup.calls = []
+    source = setup_cell()
+    url = re.search(r'^REPO_URL = "(.*)"', source, re.M).group(1)
+    source = source.replace(url, "https://github.com/example/lora-workshop.git")
+    run_cell(source)
+
+    repo = tmp_path / "lora-workshop"
+    assert clones == [["git", "clone", "--depth", "1", "https://github.com/example/lora-workshop.git", str(repo)]]
+    assert FakeSetup.calls == [[sys.executable, str(repo / "scripts" / "hosted_setup.py")]]
+    assert Path.cwd() == (repo / "notebooks").resolve() and sys.path[0] == str(repo)
+    assert "セットアップ完了 (fake)" in capsys.readouterr().out
+
+    # the same cell run again (now in the repository's notebooks/): no second clone, the same script
+    run_cell(source)
+    assert len(clones) == 1 and len(FakeSetup.calls) == 2 and FakeSetup.calls[1][1].endswith("hosted_setup.py")
+
+
+# --- integration: a fresh venv with "the platform's torch" ------------------------------------------------------
+def fake_wheel(folder: Path, name: str, version: str) -> Path:
+    """A minimal pure-Python wheel: package `name` with __version__, metadata that pip reads as name==version."""
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f'"""Stand-in for a hosted platform\'s preinstalled {name} (tests only)."""\n__version__ = "{version}"\n',
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: test stand-in\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests/test_hosted_setup.py\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, text in files.items():
+            zf.writestr(path, text)
+    return wheel
+
+
+PROBE = """
+import importlib.metadata as md, json, sys
+import utils, torch
+dists = dict.fromkeys(sys.argv[1:])
+for n in dists:
+    try:
+        dists[n] = md.version(n)
+    except md.PackageNotFoundError:
+        pass
+family = sorted(d.metadata["Name"] for d in md.distributions()
+                if d.metadata["Name"].lower() in ("torch", "torchvision", "torchaudio", "triton", "torchao")
+                or d.metadata["Name"].lower().startswith("nvidia"))
+print(json.dumps({"versions": dists, "utils": utils.__file__, "torch_module": torch.__version__, "family": family}))
+"""
+
+
+def test_setup_in_a_fresh_venv_keeps_the_platforms_torch(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    platform = [fake_wheel(tmp_path, "torch", "2.12.0"), fake_wheel(tmp_path, "torchao", "0.10.0")]  # as Colab ships
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", *map(str, platform)],
+                   check=True, timeout=300)
+
+    result = subprocess.run([python, str(SCRIPT), "--out-dir", str(tmp_path / "out")], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=3000)
+    log = f"--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-6000:]}"
+    assert result.returncode == 0, log
+    assert "torch 2.12.0" in result.stdout, log  # says which torch it kept
+
+    names = ["torch", "torchao"] + [dist_name(line) for line in pinned_lines() if not torch_family(line)]
+    probe = subprocess.run([python, "-c", PROBE, *names], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert probe.returncode == 0, probe.stderr[-3000:]  # `import utils` works (utils imports no torch at import time)
+    state = json.loads(probe.stdout)
+    versions = state["versions"]
+    assert versions["torch"] == "2.12.0" and state["torch_module"] == "2.12.0", "pip replaced the platform's torch"
+    assert state["family"] == ["torch"], "no CUDA torch pieces pulled in; the old torchao (peft raises on it) removed"
+    for line in pinned_lines():
+        if not torch_family(line):
+            assert versions[dist_name(line)] == line.split("==")[1], line
+    assert Path(state["utils"]).resolve() == ROOT / "utils" / "__init__.py"  # the editable install of this checkout
