@@ -12,7 +12,7 @@ repeated later in the window (annealed down); warm-up then cosine to a low lr; a
 evaluation the held-out bits/char and four copy ratios decide which checkpoint is kept.
 It saves the model with ``save_pretrained``, a model card, and the curves under ``images/``.
 
-    python scripts/build_tiny_model.py                       # CPU defaults (~1.5 h on 2 cores)
+    python scripts/build_tiny_model.py --stages scripts/tiny_model_stages.json --threads 2   # the shipped model (~70 min on 2 cores)
     python scripts/build_tiny_model.py --max-steps 200 --eval-every 100   # a quick smoke build
     python scripts/build_tiny_model.py --resume              # continue from the last checkpoint (--work-dir)
     python scripts/build_tiny_model.py --init-from models/x  # start from a saved model instead of random weights
@@ -533,7 +533,8 @@ def main(argv=None) -> None:
             val = bits_per_char(model, tokenizer, val_texts, device)
             val["copy"] = copy_suite(model, tokenizer, val_passages, device)
             val["score"] = selection_score(val, args)
-            history["val"].append({"step": step, "minutes": train_seconds / 60, "tokens": tokens_seen, **val})
+            # bits_per_char's own "tokens" (the evaluation's token count) must not replace the tokens seen so far
+            history["val"].append({"step": step, "minutes": train_seconds / 60, **val, "tokens": tokens_seen})
             c = val["copy"]
             tqdm.write(f"step {step} ({tokens_seen / 1e6:.1f} M tokens, {train_seconds / 60:.1f} min): "
                        f"val {val['bpc']:.3f} bits/char; copy random {c['random_short']:.2f}/{c['random_long']:.2f}, "
@@ -612,6 +613,9 @@ def rewrite_card(out_dir: Path, heldout, device, notes: str = "") -> None:
     args = argparse.Namespace(**kept, out_dir=out_dir, work_dir=Path(old["args"]["work_dir"]),
                               notes=notes or old["args"].get("notes", ""))
     minutes = old["train_minutes"]
+    seen = {h["step"]: h["tokens"] for h in old["history"]["train"]}
+    for h in old["history"]["val"]:  # runs before the fix logged the evaluation's own token count here
+        h["tokens"] = seen.get(h["step"], h["tokens"])
     finish(model, tokenizer, args, out_dir, old["history"], heldout, old["corpus"], old["parameters"],
            old["steps"], minutes * 60, old["stream_tokens"], device, device_name=old["device"],
            tokens_seen=old["tokens_seen"])
@@ -638,7 +642,8 @@ def plot_curve(history: dict, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
-    tokens = lambda rows: [h.get("tokens", 0) / 1e6 for h in rows]  # noqa: E731
+    seen = {h["step"]: h["tokens"] for h in history["train"]}  # tokens seen by step (evaluations fall on logged steps)
+    tokens = lambda rows: [seen.get(h["step"], h.get("tokens", 0)) / 1e6 for h in rows]  # noqa: E731
     ax.plot(tokens(history["train"]), [h["loss"] for h in history["train"]], label="train (with repeated spans)")
     ax.plot(tokens(history["val"]), [h["loss"] for h in history["val"]], "o-", ms=3, label="held-out validation inputs")
     ax.set_xlabel("tokens seen (M)")
@@ -654,7 +659,7 @@ def plot_curve(history: dict, path: Path) -> None:
         best = [h for h in with_copy if h["step"] == history["best_step"]]
         for h in best:
             for b_ax in (ax, bx):
-                b_ax.axvline(h["tokens"] / 1e6, color="green", lw=0.8, ls=":")
+                b_ax.axvline(seen.get(h["step"], h["tokens"]) / 1e6, color="green", lw=0.8, ls=":")
     bx.set_ylim(0, 1.1)
     bx.set_xlabel("tokens seen (M)")
     bx.set_ylabel("loss on 2nd read / loss on 1st read")

@@ -3,7 +3,8 @@
 
 The first code cell of notebooks/01 runs this with the kernel's Python on Colab / Kaggle only. It installs the
 pinned stack of requirements.txt (the single source of truth) without the lines tied to the platform's CUDA
-torch (torch, torchvision, torchaudio, triton, nvidia-*), with the installed torch family pinned as pip
+torch (torch, torchvision, torchaudio, triton, nvidia-*) or to its running notebook server and kernel
+(jupyterlab, ipykernel, ipywidgets; and the test tools nbmake, pytest), with the installed torch family pinned as pip
 constraints so that no dependency can pull in another torch, then installs this repository with
 ``pip install --no-deps -e`` so that ``import utils`` works. Standard library only: it runs before anything
 is installed. On your own machine or GPU VM use ``make setup`` instead; this script refuses to run where no
@@ -33,6 +34,10 @@ OUT_DIR = ROOT / "build" / "hosted"
 # Distributions built against one CUDA torch: the platform ships them matched, pip must not replace them.
 TORCH_FAMILY = frozenset({"torch", "torchvision", "torchaudio", "triton"})
 TORCH_FAMILY_PREFIXES = ("nvidia-",)
+# What the hosted runtime's own notebook server and kernel are made of, and tools only the test suite uses:
+# upgrading ipykernel/jupyter under the running Colab/Kaggle kernel can break the frontend that talks to it,
+# and the notebooks need none of these versions (tqdm's bars and the figures use whatever the platform has).
+HOSTED_SKIP = frozenset({"jupyterlab", "ipykernel", "ipywidgets", "notebook", "nbmake", "pytest"})
 # peft's is_torchao_available() raises ImportError (inside get_peft_model, for any LoRA) when torchao is
 # installed but older than this (peft/import_utils.py, TORCHAO_MINIMUM_VERSION). Colab preinstalls
 # torchao 0.10.0. The workshop never uses torchao, so an older one is uninstalled rather than upgraded
@@ -62,14 +67,16 @@ def requirement_name(line: str) -> str | None:
 
 
 def split_requirements(lines: list[str]) -> tuple[list[str], list[str]]:
-    """(kept, dropped) requirement lines, without comments: dropped are the torch-family ones."""
+    """(kept, dropped) requirement lines, without comments: dropped are the torch-family ones and the
+    platform's notebook stack / test tools (HOSTED_SKIP)."""
     kept, dropped = [], []
     for raw in lines:
         line = re.sub(r"(^|\s)#.*", "", raw).strip()
         if not line:
             continue
         name = requirement_name(line)
-        (dropped if name and is_torch_family(name) else kept).append(line)
+        skip = name and (is_torch_family(name) or canonical(name) in HOSTED_SKIP)
+        (dropped if skip else kept).append(line)
     return kept, dropped
 
 
@@ -125,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     same = pinned_torch is not None and pinned_torch == torch_version.split("+")[0]
     print(f"プラットフォームの torch をそのまま使います: torch {torch_version}"
           + (f" (このワークショップの検証版は {pinned_torch})" if pinned_torch and not same else ""))
-    print(f"requirements.txt から外した行 (プラットフォームの CUDA torch と組になるもの): {', '.join(dropped) or 'なし'}")
+    torch_lines = [line for line in dropped if is_torch_family(requirement_name(line))]
+    print(f"requirements.txt から外した行 (プラットフォームの CUDA torch と組になるもの): {', '.join(torch_lines) or 'なし'}")
+    print(f"外した行 (プラットフォームのノートブック環境のものを使う / テスト専用): "
+          f"{', '.join(line for line in dropped if line not in torch_lines) or 'なし'}")
     print(f"変えないように固定するパッケージ: {', '.join(f'{n} {v}' for n, v in family.items())}")
 
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,10 @@
 
 Executed notebooks (with their outputs) go to outputs/<profile>/executed/, the wall time of each
 notebook to outputs/<profile>/timings.json. The profile is WORKSHOP_PROFILE (default: auto).
+
+Progress bars (tqdm's Jupyter widgets: "Loading weights", datasets' map, generation) are widgets whose
+saved output shows their *first* state (an empty "0 %" bar) outside a live kernel; the executed notebooks
+get them as text lines with the final state instead (``progress_widgets_as_text``).
 """
 
 from __future__ import annotations
@@ -12,10 +16,40 @@ import sys
 import time
 from pathlib import Path
 
+import html
+import re
+
 import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def _text(value: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", value or "")).replace("\xa0", " ")
+
+
+def progress_widgets_as_text(nb) -> int:
+    """Replace each tqdm widget output (HBox of HTML label, progress bar, HTML counts) by a text line drawn from
+    the widget's final state saved by nbclient, e.g. ``Loading weights: 100% |##########| 50/50 [00:00<00:00]``.
+    Other widget outputs are left alone. Returns how many were replaced."""
+    states = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    replaced = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            box = states.get(view["model_id"], {}).get("state", {}) if view else {}
+            children = [states.get(c.removeprefix("IPY_MODEL_"), {}) for c in box.get("children", [])]
+            if len(children) != 3 or children[1].get("model_name") != "FloatProgressModel":
+                continue
+            left, bar, right = (c.get("state", {}) for c in children)
+            filled = round(10 * bar.get("value", 0) / bar["max"]) if bar.get("max") else 0
+            line = f"{_text(left.get('value'))} |{'#' * filled}{' ' * (10 - filled)}| {_text(right.get('value')).strip()}".strip()
+            output["data"] = {"text/plain": line}
+            replaced += 1
+    return replaced
 
 
 def main() -> int:
@@ -35,6 +69,7 @@ def main() -> int:
             client.execute()
         finally:
             timings[path.name] = round(time.time() - t0, 1)
+            progress_widgets_as_text(nb)
             nbformat.write(nb, executed / path.name)
         print(f"  done in {timings[path.name]:.0f} s → {executed / path.name}", flush=True)
     timings["total"] = round(sum(timings.values()), 1)

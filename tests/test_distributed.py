@@ -49,6 +49,10 @@ def runs(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("distributed")
     two = _run([torchrun, "--nproc_per_node", "2", "--master_port", "29517", "scripts/train.py"], root / "two", 2)
     one = _run([sys.executable, "scripts/train.py"], root / "one", 4)
+    for name, m in (("one process", one), ("two processes", two)):  # the figures the README and notes quote (pytest -s)
+        print(f"\n{name}: world_size {m['world_size']}, {m['optimizer_steps']} steps, {m['train_seconds']:.1f} s, "
+              f"{m['tokens_per_second']:,.0f} tokens/s, final eval loss {m['final_eval_loss']:.4f}, "
+              f"examples per rank {m['train_examples_per_rank']}")
     return {"one": one, "two": two, "root": root}
 
 

@@ -66,9 +66,10 @@ def test_reference_loss_is_per_example_and_padding_independent(tiny_tokenizer):
     assert batched == pytest.approx(single, abs=1e-4)
 
 
-def _results(after, shuffled, ci_low, ci_high=9.0, before=10.0):
+def _results(after, shuffled, ci_low, ci_high=9.0, before=10.0, stop_rate=0.8):
     return {"metrics": {"rougeL": {"before": before, "after": after, "shuffled": shuffled,
-                                   "ci_low": ci_low, "ci_high": ci_high}}}
+                                   "ci_low": ci_low, "ci_high": ci_high}},
+            "behaviour": {"stop_rate": {"before": 0.3, "after": stop_rate}}}
 
 
 def test_content_guard_passes_content_and_fails_format_only():
@@ -95,6 +96,10 @@ def test_check_results_script_exit_codes(tmp_path):
     path.write_text(json.dumps(_results(after=14.9, shuffled=13.9, ci_low=0.0)))  # like the adapter-not-loaded run
     red = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True)
     assert red.returncode == 1 and "FAILED" in red.stderr
+    # like the prompt-left-unmasked run: content learned, but the model did not learn to stop
+    path.write_text(json.dumps(_results(after=23.2, shuffled=12.2, ci_low=8.1, stop_rate=0.34)))
+    unmasked = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True)
+    assert unmasked.returncode == 1 and "stop rate" in unmasked.stderr
     path.write_text(json.dumps(_results(after=25.0, shuffled=14.0, ci_low=3.0)))
     green = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True)
     assert green.returncode == 0 and "ok" in green.stdout
@@ -124,3 +129,11 @@ def test_reading_covers_all_three_rouge_variants_and_agrees_with_the_table():
     assert "12.5 点届きません" in text and "短すぎます" in text
     content = "\n".join(reading_lines(_full_results(b=13.9, a=24.0, lo=5.0, hi=12.0, lead=29.3, sh=14.0)))
     assert "10.0 点高く" in content and "**内容** を反映" in content
+
+
+def test_loops_flags_a_model_going_round_not_a_summary():
+    from utils.evaluation import loops
+
+    assert loops("金融市場は、金融市場は、金融市場は、")
+    assert not loops("CAC40指数の構成は、独立した指数運営委員会によって四半期ごとに見直されます。")
+    assert not loops("ああああ")  # too short to hold a 6-character piece three times

@@ -204,3 +204,26 @@ def test_the_notebooks_figure_strings_draw_without_missing_glyphs(rc):
 
     found = missing_glyph_messages(draw)
     assert found == [], found[:5]
+
+
+def test_tables_participants_read_get_japanese_labels_for_every_key_utils_returns(tiny_tokenizer):
+    """ja_labels covers every key of the reports the notebooks tabulate: a new key without a Japanese label fails here."""
+    import pandas as pd
+
+    from utils.display import ja_labels
+    from utils.evaluation import behaviour
+    from utils.modeling import memory_report
+    from utils.prompt import fit_records
+
+    rec = {"index": "1", "instruction": "要約して", "input": "本文です。", "output": "要約。", "category": "summarization"}
+    _, fit = fit_records([rec], tiny_tokenizer, 64, with_completion=True)
+    rows = [{"finish_reason": "eos", "prediction": "要約。", "reference": "要約です。"}]
+    metric = {"before": 1.0, "after": 2.0, "ci_low": 0.5, "ci_high": 1.5, "lead": 3.0, "shuffled": 0.5}
+    tables = [pd.Series(fit), pd.Series(memory_report()), pd.DataFrame({"rouge1": metric, "rouge2": metric, "rougeL": metric}).T,
+              pd.Series({**behaviour(rows), "ref_loss": 1.0}),
+              pd.DataFrame({"prompt": [1, 2], "completion": [3, 4], "total": [4, 6]}).describe().T]
+    for table in tables:
+        shown = ja_labels(table)
+        labels = list(shown.index) + list(getattr(shown, "columns", []))
+        english = [k for k in labels if isinstance(k, str) and k.isascii() and not k.startswith("ROUGE")]
+        assert english == [], english

@@ -49,8 +49,8 @@ def qlora_fp16_on_cpu(clean_env, tmp_path):
     """The gpu profile's QLoRA path on CPU (bitsandbytes' CPU backend) with fp16 compute, as on a T4."""
     clean_env.setattr(config_module, "_cuda_available", lambda: True)
     cfg = get_config("gpu", base_model=str(TINY_MODEL_DIR), output_dir=tmp_path)
-    return dataclasses.replace(cfg, compute_dtype="float16", n_train=8, max_length=128,
-                               per_device_train_batch_size=4, gradient_accumulation_steps=1)
+    return dataclasses.replace(cfg, compute_dtype="float16", n_train=8, max_length=128, max_cut_fraction=1.0,
+                               per_device_train_batch_size=4, gradient_accumulation_steps=1)  # short: keep every record
 
 
 def _trainer_parts(cfg, tmp_path):
@@ -84,7 +84,7 @@ def test_fp16_qlora_keeps_the_adapter_in_fp32(qlora_fp16_on_cpu, tmp_path):
 def test_bf16_qlora_keeps_trl_s_bf16_adapter(clean_env, tmp_path):
     clean_env.setattr(config_module, "_cuda_available", lambda: True)
     cfg = dataclasses.replace(get_config("gpu", base_model=str(TINY_MODEL_DIR), output_dir=tmp_path),
-                              compute_dtype="bfloat16", n_train=8, max_length=128)
+                              compute_dtype="bfloat16", n_train=8, max_length=128, max_cut_fraction=1.0)
     peft_model, tokenizer, train_ds, args = _trainer_parts(cfg, tmp_path)
     trainer = training.sft_trainer(peft_model, args, cfg, train_dataset=train_ds, processing_class=tokenizer)
     assert {p.dtype for p in trainer.model.parameters() if p.requires_grad} == {torch.bfloat16}

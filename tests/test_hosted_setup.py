@@ -49,15 +49,23 @@ def torch_family(line: str) -> bool:
     return dist_name(line) in {"torch", "torchvision", "torchaudio", "triton"} or dist_name(line).startswith("nvidia-")
 
 
+HOSTED_STACK = {"jupyterlab", "ipykernel", "ipywidgets", "nbmake", "pytest"}  # in requirements.txt, left to the platform
+
+
+def left_out(line: str) -> bool:
+    return torch_family(line) or dist_name(line) in HOSTED_STACK
+
+
 # --- the filter ------------------------------------------------------------------------------------------------
 def test_filter_drops_exactly_the_torch_family_lines_of_requirements_txt():
     hs = load_script()
     pinned = pinned_lines()
     kept, dropped = hs.split_requirements(REQUIREMENTS.read_text(encoding="utf-8").splitlines())
-    assert dropped == [line for line in pinned if torch_family(line)]
-    assert [dist_name(line) for line in dropped] == ["torch"]  # requirements.txt pins torch alone of the family
-    assert kept == [line for line in pinned if not torch_family(line)]  # every other pinned line, in order
-    assert len(kept) == len(pinned) - 1 and all("==" in line for line in kept)
+    assert dropped == [line for line in pinned if left_out(line)]
+    # requirements.txt pins torch alone of the family, and the kernel/notebook server and test tools
+    assert sorted(dist_name(line) for line in dropped) == sorted({"torch"} | HOSTED_STACK)
+    assert kept == [line for line in pinned if not left_out(line)]  # every other pinned line, in order
+    assert len(kept) == len(pinned) - 1 - len(HOSTED_STACK) and all("==" in line for line in kept)
 
 
 @pytest.mark.parametrize("line, family", [
@@ -97,7 +105,8 @@ def test_dry_run_prints_the_pip_commands_only(tmp_path):
     assert commands[1].endswith(f"-m pip install --progress-bar off --no-deps -e {ROOT}")
     assert f"torch {version('torch')}" in result.stdout and "torch==" in result.stdout  # what it keeps, what it drops
     written = (tmp_path / "requirements.txt").read_text(encoding="utf-8").splitlines()
-    assert [line for line in written if not line.startswith("#")] == [line for line in pinned_lines() if not torch_family(line)]
+    assert [line for line in written if not line.startswith("#")] == [line for line in pinned_lines() if not left_out(line)]
+    assert "jupyterlab" in result.stdout and "ipykernel" in result.stdout  # says what it leaves to the platform
     assert f"torch=={version('torch')}" in (tmp_path / "constraints.txt").read_text(encoding="utf-8").splitlines()
 
 
@@ -253,6 +262,8 @@ def test_setup_in_a_fresh_venv_keeps_the_platforms_torch(tmp_path):
     assert versions["torch"] == "2.12.0" and state["torch_module"] == "2.12.0", "pip replaced the platform's torch"
     assert state["family"] == ["torch"], "no CUDA torch pieces pulled in; the old torchao (peft raises on it) removed"
     for line in pinned_lines():
-        if not torch_family(line):
+        if dist_name(line) in HOSTED_STACK:  # the platform's own kernel stays as it is
+            assert versions[dist_name(line)] is None, f"{line}: installed on a hosted runtime"
+        elif not torch_family(line):
             assert versions[dist_name(line)] == line.split("==")[1], line
     assert Path(state["utils"]).resolve() == ROOT / "utils" / "__init__.py"  # the editable install of this checkout

@@ -23,9 +23,22 @@ def test_fit_records_shortens_input_not_summary(tiny_tokenizer):
     short = {"index": "2", "instruction": "要約して", "input": "短い本文。", "output": "要約。", "category": "summarization"}
     huge_summary = {"index": "3", "instruction": "要約して", "input": "本文。", "output": "要約。" * 400, "category": "summarization"}
     out, report = fit_records([long, short, huge_summary], tiny_tokenizer, 128, with_completion=True)
-    assert report == {"kept_as_is": 1, "input_truncated": 1, "dropped_too_long": 1}
+    assert report == {"kept_as_is": 1, "input_truncated": 1, "dropped_too_long": 1, "dropped_cut_too_much": 0}
     fitted = out[0]
     assert fitted["output"] == long["output"] and fitted["input"].endswith("…")
     pair = to_prompt_completion(fitted)
     assert len(tiny_tokenizer(pair["prompt"] + pair["completion"] + tiny_tokenizer.eos_token)["input_ids"]) <= 128
     assert out[1] == short
+
+
+def test_a_record_that_would_lose_most_of_its_passage_can_be_dropped_instead(tiny_tokenizer):
+    """max_cut_fraction: training drops (and counts) records cut beyond it; inference never drops."""
+    long = {"index": "1", "instruction": "要約して", "input": "長い本文です。" * 400, "output": "短い要約。", "category": "summarization"}
+    slightly = {"index": "2", "instruction": "要約して", "input": "少し長い本文です。" * 22, "output": "要約。", "category": "summarization"}
+    _, cut_report = fit_records([slightly], tiny_tokenizer, 100, with_completion=True)
+    assert cut_report["input_truncated"] == 1  # it needs shortening, but only a little
+    out, report = fit_records([long, slightly], tiny_tokenizer, 100, with_completion=True, max_cut_fraction=0.5)
+    assert report == {"kept_as_is": 0, "input_truncated": 1, "dropped_too_long": 0, "dropped_cut_too_much": 1}
+    assert [r["index"] for r in out] == ["2"]
+    out, report = fit_records([long, slightly], tiny_tokenizer, 100, with_completion=False, max_cut_fraction=0.5)
+    assert len(out) == 2 and report["dropped_cut_too_much"] == 0

@@ -78,6 +78,21 @@ def test_heldout_loss_stays_under_the_recorded_bound(tiny_model, tiny_tokenizer)
     assert f"{bound['bound']}" in (TINY_MODEL_DIR / "README.md").read_text()
 
 
+def test_the_shipped_model_copies_from_its_context(tiny_model, tiny_tokenizer):
+    """Copying is what lets SFT teach content (issue: a tiny model that copies): a span read a second
+    time must cost at most half the loss of its first read, for random tokens and for held-out test
+    passages, and the figures the model card reports must be what the shipped weights do."""
+    build = _build_script()
+    _, heldout, _ = build.build_corpus(read_jsonl(BUNDLED_PATH))
+    passages = build.encode_passages(tiny_tokenizer, heldout["test"])
+    cpu = torch.device("cpu")
+    measured = {"random_short": build.copy_test(tiny_model, len(tiny_tokenizer), cpu)["ratio"],
+                "natural_short": build.natural_copy_test(tiny_model, passages, cpu)["ratio"]}
+    for key, value in measured.items():
+        assert value <= 0.5, f"{key}: {value:.2f} (1.0 = no copying)"
+        assert value == pytest.approx(REPORT["copy_ratios_test"][key], abs=0.05), key
+
+
 def test_no_heldout_summarization_text_in_the_pretraining_corpus():
     build = _build_script()
     docs, heldout, _ = build.build_corpus(read_jsonl(BUNDLED_PATH))
@@ -94,7 +109,7 @@ def test_no_heldout_summarization_text_in_the_pretraining_corpus():
 def test_no_summary_of_any_summarization_record_in_the_pretraining_corpus():
     """SFT (04) must teach pairs the base model has never read, train split included, as with a real 7B.
 
-    This holds for the build script's corpus; the shipped model predates it (its card lists its corpus)."""
+    The shipped model was pretrained on exactly this corpus: its report records the same counts."""
     build = _build_script()
     records = read_jsonl(BUNDLED_PATH)
     docs, _, stats = build.build_corpus(records)
@@ -106,6 +121,7 @@ def test_no_summary_of_any_summarization_record_in_the_pretraining_corpus():
     # own passage, is still in the corpus as part of that passage (38 of them); no other summary is.
     assert [r["index"] for r in found if r["output"].strip() not in r["input"]] == []
     assert stats["summaries_left_out"] > 1000
+    assert REPORT["corpus"] == stats, "the shipped model was not built from this corpus: rebuild it"
 
 
 def test_the_committed_stage_file_is_a_valid_recipe_whose_schedule_is_what_each_stage_says(tmp_path):

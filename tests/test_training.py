@@ -91,3 +91,13 @@ def test_several_processes_skip_ddp_s_unused_parameter_search(clean_env, monkeyp
     assert sft_config(cfg, tmp_path).ddp_find_unused_parameters is None  # one process: the Trainer's default
     monkeypatch.setattr(training, "world_size", lambda: 2)  # (a real WORLD_SIZE=2 would start a process group)
     assert sft_config(cfg, tmp_path).ddp_find_unused_parameters is False  # every LoRA weight gets a gradient
+
+
+def test_a_budget_that_leaves_no_training_record_says_what_to_change(tiny_tokenizer):
+    """Every record dropped (too long, or cut beyond max_cut_fraction) is a clear error, not TRL's StopIteration."""
+    long = [{**RECORDS[0], "index": str(i), "input": "長い本文です。" * 200} for i in range(3)]
+    with pytest.raises(ValueError, match="WORKSHOP_MAX_CUT_FRACTION"):
+        sft_datasets({"train": long, "validation": long}, tiny_tokenizer, get_config(max_length=64))
+    train, _, report = sft_datasets({"train": long, "validation": long}, tiny_tokenizer,
+                                    get_config(max_length=64, max_cut_fraction=1.0))
+    assert len(train) == 3 and report["train"]["input_truncated"] == 3

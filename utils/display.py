@@ -50,25 +50,59 @@ def label_mask_html(tokenizer, input_ids: list[int], labels: list[int], max_toke
     return legend + "<div style='line-height:1.9'>" + "".join(chips) + "</div>"
 
 
-def prompt_completion_html(prompt: str, completion: str, eos: str = "</s>") -> str:
-    """The prompt (model input, not learned) and the completion (learned) in two colours."""
+def prompt_completion_html(prompt: str, completion: str, eos: str = "</s>",
+                           labels: tuple[str, str, str] = ("prompt (損失なし)", "completion (学習対象)",
+                                                           "EOS (TRL が付与・学習対象)")) -> str:
+    """The prompt and what follows it (the completion that is learned, or a model's output) in two colours,
+    then the EOS chip (``eos=""``: none, e.g. an output that did not stop); ``labels`` name the three."""
     p = html.escape(prompt).replace("\n", "↵<br>")
     c = html.escape(completion).replace("\n", "↵<br>")
+    eos_chip = f"<span style='background:#ffd59e'>{html.escape(eos)}</span>" if eos else ""
+    eos_label = f" <span style='background:#ffd59e;padding:0 4px'>{labels[2]}</span>" if eos else ""
     return (f"<div style='font-family:monospace;white-space:normal;border:1px solid #ccc;padding:8px'>"
             f"<span style='background:{_MASKED}'>{p}</span>"
-            f"<span style='background:{_TRAINED}'>{c}</span>"
-            f"<span style='background:#ffd59e'>{html.escape(eos)}</span></div>"
-            f"<div><span style='background:{_MASKED};padding:0 4px'>prompt (損失なし)</span> "
-            f"<span style='background:{_TRAINED};padding:0 4px'>completion (学習対象)</span> "
-            f"<span style='background:#ffd59e;padding:0 4px'>EOS (TRL が付与・学習対象)</span></div>")
+            f"<span style='background:{_TRAINED}'>{c}</span>{eos_chip}</div>"
+            f"<div><span style='background:{_MASKED};padding:0 4px'>{labels[0]}</span> "
+            f"<span style='background:{_TRAINED};padding:0 4px'>{labels[1]}</span>{eos_label}</div>")
 
 
 def wrapped_table(df, max_chars: int = 300):
-    """A DataFrame with long Japanese text wrapped and clipped, for side-by-side comparisons."""
+    """A DataFrame with long Japanese text wrapped and clipped (line breaks shown as ↵), for side-by-side comparisons."""
     def clip(v):
-        if isinstance(v, str) and len(v) > max_chars:
-            return v[:max_chars] + "…"
+        if isinstance(v, str):
+            v = v.replace("\n", " ↵ ")  # a looping output ("20.\n--\n--…") stays one wrapped paragraph, not a tall column
+            return v[:max_chars] + "…" if len(v) > max_chars else v
         return v
 
     styled = df.map(clip) if hasattr(df, "map") else df.applymap(clip)
     return styled.style.set_properties(**{"white-space": "pre-wrap", "text-align": "left", "vertical-align": "top"})
+
+
+# Japanese names for the English keys that utils returns (describe(), fit reports, results.json, memory reports):
+# the keys stay English in files and code; what a participant reads in a table is Japanese (01's glossary).
+JA_LABELS = {
+    "count": "件数", "mean": "平均", "std": "標準偏差", "min": "最小", "25%": "25% 点", "50%": "中央値", "75%": "75% 点",
+    "max": "最大", "prompt": "プロンプト", "completion": "completion (要約 + EOS)", "total": "合計",
+    "kept_as_is": "そのまま", "input_truncated": "本文を短くして収めた", "dropped_too_long": "除外: 要約だけで上限を超える",
+    "dropped_cut_too_much": "除外: 本文を削りすぎる", "before": "学習前", "after": "学習後", "ci_low": "改善の 95% CI 下限",
+    "ci_high": "改善の 95% CI 上限", "lead": "lead ベースライン", "shuffled": "シャッフル対照", "rouge1": "ROUGE-1",
+    "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "stop_rate": "EOS で止まった割合", "length_ratio": "出力長 / 参照要約長 (中央値)",
+    "ref_loss": "参照要約の損失 (nats/トークン)", "weights_gib": "重み (GiB)", "gpu_allocated_gib": "GPU 使用中 (GiB)",
+    "gpu_peak_reserved_gib": "GPU 確保のピーク (GiB)", "process_peak_rss_gib": "プロセスのメモリのピーク (GiB)",
+    "Full fine-tuning": "フルファインチューニング", "LoRA (bf16 base)": "LoRA (ベースは bf16)",
+    "QLoRA (4-bit base)": "QLoRA (ベースは 4-bit)", "weights": "重み (GB)", "gradients": "勾配 (GB)",
+    "optimizer states": "オプティマイザの状態 (GB)", "total (no activations)": "合計 (活性化を除く、GB)",
+    "eval_loss": "検証の損失", "step": "ステップ", "all records": "全レコード", "kept": "残ったレコード",
+    "dropped: empty input": "除外: 本文が空", "dropped: empty output": "除外: 要約が空",
+    "dropped: duplicate input text": "除外: 同じ本文が別のレコードにもある",
+    "dropped: input overlaps another record's input": "除外: 本文が別のレコードの本文と重なる",
+    "dropped (any reason)": "除外 (理由を問わず)", "train": "train (学習)", "validation": "validation (検証)", "test": "test (評価)",
+}
+
+
+def ja_labels(table):
+    """The same DataFrame / Series with its English index and column keys shown in Japanese (JA_LABELS)."""
+    rename = lambda key: JA_LABELS.get(key, key) if isinstance(key, str) else key  # noqa: E731
+    if hasattr(table, "columns"):
+        return table.rename(index=rename, columns=rename)
+    return table.rename(index=rename)

@@ -24,6 +24,36 @@ GB = 1e9
 MISTRAL_7B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
                   intermediate_size=14336, vocab_size=32000, tie_word_embeddings=False)
 
+
+
+def linear_shapes(s: dict) -> dict[str, tuple[int, int]]:
+    """(in_features, out_features) of each linear layer in one decoder block."""
+    h, i = s["hidden_size"], s["intermediate_size"]
+    kv = s["num_key_value_heads"] * h // s["num_attention_heads"]  # GQA: k/v are narrower
+    return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
+            "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+
+def count_params(s: dict) -> dict[str, int]:
+    """Parameters of a Mistral-shaped model by part (01 checks it against transformers on the meta device)."""
+    h, n_layers = s["hidden_size"], s["num_hidden_layers"]
+    per_layer = sum(a * b for a, b in linear_shapes(s).values()) + 2 * h  # + two RMSNorm weights
+    embed = s["vocab_size"] * h
+    parts = {"embed_tokens": embed, "decoder layers": n_layers * per_layer, "final norm": h,
+             "lm_head": 0 if s["tie_word_embeddings"] else embed}
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def count_lora_params(s: dict, r: int, target_modules) -> int:
+    """LoRA adds A (r x in) and B (out x r) to each target linear layer: r * (in + out) parameters."""
+    shapes = linear_shapes(s)
+    unknown = set(target_modules) - set(shapes)
+    if unknown:
+        raise ValueError(f"lora_target_modules に Mistral にない層があります: {sorted(unknown)}")
+    return s["num_hidden_layers"] * sum(r * sum(shapes[m]) for m in target_modules)
+
+
 CUDA_OVERHEAD_GB = 1.0
 # Measured by benchmarks/activation_bytes.py for MISTRAL_7B (tests/test_gpu_faults.py checks they match its results file).
 LAYER_BYTES_PER_TOKEN = {"with_checkpointing": 16_384, "without_checkpointing": 469_480}

@@ -74,6 +74,18 @@ def reference_loss(model, tokenizer, prompts: list[str], references: list[str], 
     return losses
 
 
+def loops(text: str, n: int = 6, times: int = 3) -> bool:
+    """True when some ``n``-character piece occurs ``times`` times or more: the model is going round in a loop
+    ("金融、金融、金融、…"). A summary that quotes its passage does not repeat itself like that."""
+    seen: dict[str, int] = {}
+    for i in range(len(text) - n + 1):
+        piece = text[i: i + n]
+        seen[piece] = seen.get(piece, 0) + 1
+        if seen[piece] >= times:
+            return True
+    return False
+
+
 def behaviour(rows: list[dict]) -> dict[str, float]:
     """stop_rate: share that ended with EOS; length_ratio: median chars(prediction) / chars(reference)."""
     return {
@@ -87,7 +99,7 @@ def build_results(cfg: WorkshopConfig, before: list[dict], after: list[dict], in
                   seed: int = 0, adapter: dict | None = None) -> dict:
     """The results.json of notebook 05 (ROUGE F1 x 100, MeCab tokens; CI bounds the gain after - before)."""
     if [r["id"] for r in before] != [r["id"] for r in after]:
-        raise ValueError("03 と 05 の予測が同じテスト例の並びではありません。03 をもう一度実行してください。")
+        raise ValueError("03 と 05 の出力が同じテスト例の並びではありません。03 をもう一度実行してください。")
     refs = [r["reference"] for r in after]
     per_before = metrics.ja_rouge_per_example([r["prediction"] for r in before], refs)
     per_after = metrics.ja_rouge_per_example([r["prediction"] for r in after], refs)
@@ -139,6 +151,20 @@ def content_learning_failures(results: dict, min_margin: float = CONTENT_MARGIN)
     return failures
 
 
+def stopping_failures(results: dict, min_stop_rate: float) -> list[str]:
+    """Why the fine-tuned outputs do *not* show the stopping that completion-only SFT teaches (empty: they do).
+
+    With the prompt masked, the summary's EOS is one of its ~100 learned tokens; left unmasked, it is one of a
+    whole prompt's several hundred, and the model mostly runs on to ``max_new_tokens``. A base model that copies
+    learns content either way, so this is what tells the two recipes apart (README: CI の結果チェック).
+    """
+    rate = results["behaviour"]["stop_rate"]["after"]
+    if rate < min_stop_rate:
+        return [f"EOS stop rate after training {rate:.2f} < {min_stop_rate} (the model did not learn to stop: "
+                "is the prompt masked, is the EOS learned?)"]
+    return []
+
+
 ROUGE_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
 
 
@@ -163,14 +189,14 @@ def reading_lines(results: dict, min_margin: float = CONTENT_MARGIN) -> list[str
     m = results["metrics"]["rougeL"]
     margin = r1(m["after"]) - r1(m["shuffled"])
     if margin >= min_margin:
-        lines.append(f"学習後の予測は、自分の参照要約に対して、別レコードの参照要約 (シャッフル対照 {r1(m['shuffled']):.1f}) より "
+        lines.append(f"学習後の出力は、自分の参照要約に対して、別レコードの参照要約 (シャッフル対照 {r1(m['shuffled']):.1f}) より "
                      f"ROUGE-L で {margin:.1f} 点高く ({min_margin:g} 点以上)、本文の **内容** を反映しています。")
     elif m["ci_low"] > 0:
-        lines.append(f"ただし、学習後の予測を別レコードの参照要約 (シャッフル対照) と比べても {r1(m['shuffled']):.1f} 点あり、"
+        lines.append(f"ただし、学習後の出力を別レコードの参照要約 (シャッフル対照) と比べても {r1(m['shuffled']):.1f} 点あり、"
                      f"正しい参照要約との差は {margin:+.1f} 点 ({min_margin:g} 点未満) にすぎません。改善の大部分は **形式** "
                      "(要約らしい文体・EOS で止まること) によるもので、本文の **内容** を要約できているとは言えません。")
     else:
-        lines.append(f"学習後の予測は、別レコードの参照要約 (シャッフル対照) に対しても {r1(m['shuffled']):.1f} 点 "
+        lines.append(f"学習後の出力は、別レコードの参照要約 (シャッフル対照) に対しても {r1(m['shuffled']):.1f} 点 "
                      f"(差 {margin:+.1f})で、本文の **内容** を要約できているとは言えません。")
     gap = r1(m["lead"]) - r1(m["after"])
     if gap > 0:

@@ -58,7 +58,7 @@ def tokenize(text: str, tokenizer: str = "mecab") -> list[str]:
 def ja_rouge_per_example(predictions: list[str], references: list[str], tokenizer: str = "mecab") -> dict[str, list[float]]:
     """F1 x 100 for each (prediction, reference) pair."""
     if len(predictions) != len(references):
-        raise ValueError(f"予測 {len(predictions)} 件と参照 {len(references)} 件の数が一致しません。")
+        raise ValueError(f"出力 {len(predictions)} 件と参照要約 {len(references)} 件の数が一致しません。")
     scorer = _scorer(tokenizer)
     out: dict[str, list[float]] = {k: [] for k in ROUGE_TYPES}
     for pred, ref in zip(predictions, references):

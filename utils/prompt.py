@@ -25,8 +25,10 @@ def to_prompt_completion(record: dict) -> dict[str, str]:
     }
 
 
-def _fit_input(record: dict, tokenizer, budget: int, with_completion: bool) -> tuple[dict, bool]:
-    """Shorten the *input* (never the summary) until the example fits in ``budget`` tokens."""
+def _fit_input(record: dict, tokenizer, budget: int, with_completion: bool) -> tuple[dict, float]:
+    """Shorten the *input* (never the summary) until the example fits in ``budget`` tokens.
+
+    Returns the record and the share of its input's characters that was cut (0.0: it fit as it was)."""
 
     def n_tokens(rec: dict) -> int:
         pair = to_prompt_completion(rec)
@@ -35,7 +37,7 @@ def _fit_input(record: dict, tokenizer, budget: int, with_completion: bool) -> t
 
     total = n_tokens(record)
     if total <= budget:
-        return record, False
+        return record, 0.0
     rec = dict(record)
     text = record["input"]
     while total > budget:
@@ -46,23 +48,44 @@ def _fit_input(record: dict, tokenizer, budget: int, with_completion: bool) -> t
         text = text[:keep]
         rec["input"] = text + "…"
         total = n_tokens(rec)
-    return rec, True
+    return rec, 1 - len(text) / len(record["input"])
 
 
-def fit_records(records: list[dict], tokenizer, budget: int, with_completion: bool) -> tuple[list[dict], dict]:
+def fit_records(records: list[dict], tokenizer, budget: int, with_completion: bool,
+                max_cut_fraction: float = 1.0) -> tuple[list[dict], dict]:
     """Make every record fit ``budget`` tokens by shortening its input; count what happened.
 
     Training (``with_completion=True``): prompt + summary + EOS must fit ``max_length``; TRL would
     otherwise cut the *end* of the sequence, i.e. the summary and its EOS. Inference: the prompt
     must leave room for ``max_new_tokens``. Records whose summary alone does not fit are dropped.
+
+    A shortened training record keeps its whole summary, so it teaches facts the model cannot see in the
+    passage. ``max_cut_fraction`` < 1 drops training records that would lose more than that share of their
+    passage instead (02 compares the two policies); inference never drops (every test record is scored).
     """
-    out, report = [], {"kept_as_is": 0, "input_truncated": 0, "dropped_too_long": 0}
+    out = []
+    report = {"kept_as_is": 0, "input_truncated": 0, "dropped_too_long": 0, "dropped_cut_too_much": 0}
     for rec in records:
         try:
-            fitted, truncated = _fit_input(rec, tokenizer, budget, with_completion)
+            fitted, cut = _fit_input(rec, tokenizer, budget, with_completion)
         except ValueError:
             report["dropped_too_long"] += 1
             continue
-        report["input_truncated" if truncated else "kept_as_is"] += 1
+        if with_completion and cut > max_cut_fraction:
+            report["dropped_cut_too_much"] += 1
+            continue
+        report["input_truncated" if cut else "kept_as_is"] += 1
         out.append(fitted)
     return out, report
+
+
+def passage_cut_shares(records: list[dict], tokenizer, budget: int) -> list[float | None]:
+    """For each training record, the share of its passage that fitting ``budget`` would cut
+    (0.0: fits as it is; None: dropped, the summary alone is too long). 02 shows their distribution."""
+    shares: list[float | None] = []
+    for rec in records:
+        try:
+            shares.append(_fit_input(rec, tokenizer, budget, with_completion=True)[1])
+        except ValueError:
+            shares.append(None)
+    return shares

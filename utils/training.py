@@ -134,7 +134,12 @@ def sft_datasets(splits: dict[str, list[dict]], tokenizer, cfg: WorkshopConfig):
 
     out, report = {}, {}
     for name in ("train", "validation"):
-        fitted, report[name] = fit_records(splits[name], tokenizer, cfg.max_length, with_completion=True)
+        fitted, report[name] = fit_records(splits[name], tokenizer, cfg.max_length, with_completion=True,
+                                           max_cut_fraction=cfg.max_cut_fraction)
+        if not fitted:
+            raise ValueError(f"{name} のレコードが 1 件も残りません ({len(splits[name])} 件すべてが max_length={cfg.max_length} に"
+                             f"収まらないか、本文を {cfg.max_cut_fraction:.0%} より多く削る必要があります: {report[name]})。"
+                             "WORKSHOP_MAX_LENGTH を大きくするか、WORKSHOP_MAX_CUT_FRACTION=1.0 (本文を短くしてすべて残す) にしてください。")
         out[name] = Dataset.from_list([{"id": r["index"], **to_prompt_completion(r)} for r in fitted])
     return out["train"], out["validation"], report
 
