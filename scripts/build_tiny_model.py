@@ -310,15 +310,14 @@ SELECTION_RATIOS = ("random_short", "natural_short")  # the copy ratios the targ
 PAUSE_SECONDS = 60  # a step this long was a pause, not training (a step takes ~1 s on 2 CPU cores)
 
 
+STAGE_KEYS = ("lr", "warmup", "decay_start", "min_lr_ratio", "max_steps", "short_fraction", "repeat_share",
+              "repeat_share_end", "span_every")  # what a --stages entry may override
+
+
 def stage_args(args) -> dict:
     """The schedule-defining arguments of one run or resumed stage (listed in the model card)."""
-    keys = ("lr", "warmup", "decay_start", "min_lr_ratio", "max_steps", "short_seq_len", "short_fraction",
-            "seq_len", "batch", "repeat_share", "repeat_share_end", "span_every", "threads", "init_from")
+    keys = STAGE_KEYS + ("short_seq_len", "seq_len", "batch", "threads", "init_from")
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k in keys}
-
-
-STAGE_KEYS = ("lr", "warmup", "decay_start", "min_lr_ratio", "max_steps", "short_fraction", "repeat_share",
-              "repeat_share_end", "span_every")
 
 
 def read_stages(path: Path) -> list[dict]:
@@ -339,7 +338,7 @@ def read_stages(path: Path) -> list[dict]:
     return stages
 
 
-def apply_stage(args, stages: list[dict], step: int) -> dict | None:
+def apply_stage(args, stages: list[dict], step: int) -> None:
     """Set ``args`` to the stage that contains ``step`` (the first whose ``until`` is above it)."""
     for i, stage in enumerate(stages):
         if step < stage["until"]:
@@ -348,8 +347,7 @@ def apply_stage(args, stages: list[dict], step: int) -> dict | None:
             for key, value in stage.items():
                 if key in STAGE_KEYS:
                     setattr(args, key, value)
-            return stage
-    return None
+            return
 
 
 def selection_score(val: dict, args) -> float:
@@ -642,8 +640,7 @@ def plot_curve(history: dict, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
-    seen = {h["step"]: h["tokens"] for h in history["train"]}  # tokens seen by step (evaluations fall on logged steps)
-    tokens = lambda rows: [seen.get(h["step"], h.get("tokens", 0)) / 1e6 for h in rows]  # noqa: E731
+    tokens = lambda rows: [h.get("tokens", 0) / 1e6 for h in rows]  # noqa: E731
     ax.plot(tokens(history["train"]), [h["loss"] for h in history["train"]], label="train (with repeated spans)")
     ax.plot(tokens(history["val"]), [h["loss"] for h in history["val"]], "o-", ms=3, label="held-out validation inputs")
     ax.set_xlabel("tokens seen (M)")
@@ -659,7 +656,7 @@ def plot_curve(history: dict, path: Path) -> None:
         best = [h for h in with_copy if h["step"] == history["best_step"]]
         for h in best:
             for b_ax in (ax, bx):
-                b_ax.axvline(seen.get(h["step"], h["tokens"]) / 1e6, color="green", lw=0.8, ls=":")
+                b_ax.axvline(h["tokens"] / 1e6, color="green", lw=0.8, ls=":")
     bx.set_ylim(0, 1.1)
     bx.set_xlabel("tokens seen (M)")
     bx.set_ylabel("loss on 2nd read / loss on 1st read")

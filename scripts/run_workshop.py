@@ -11,13 +11,12 @@ get them as text lines with the final state instead (``progress_widgets_as_text`
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import sys
 import time
 from pathlib import Path
-
-import html
-import re
 
 import nbformat
 from nbclient import NotebookClient

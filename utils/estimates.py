@@ -25,7 +25,6 @@ MISTRAL_7B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32
                   intermediate_size=14336, vocab_size=32000, tie_word_embeddings=False)
 
 
-
 def linear_shapes(s: dict) -> dict[str, tuple[int, int]]:
     """(in_features, out_features) of each linear layer in one decoder block."""
     h, i = s["hidden_size"], s["intermediate_size"]

@@ -85,8 +85,6 @@ def quantization_config(cfg: WorkshopConfig):
 
 def local_rank() -> int:
     """This process's GPU on its machine: set by torchrun / accelerate launch, 0 in a notebook."""
-    import os
-
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 

@@ -10,6 +10,7 @@ training is the median), never by hand, so it is typical rather than the best ca
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -59,7 +60,7 @@ def build_reference(results: dict, before: list[dict], after: list[dict], train_
             "date": date.today().isoformat(),
             "commit": _git_commit(),
             "command": command,
-            "machine": machine or f"{platform.machine()} CPU, {__import__('os').cpu_count()} cores",
+            "machine": machine or f"{platform.machine()} CPU, {os.cpu_count()} cores",
             "n_test": results["n_test"],
             "train_seconds": results.get("train_seconds"),
             "optimizer_steps": (train_metrics or {}).get("optimizer_steps"),
