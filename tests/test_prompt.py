@@ -1,6 +1,7 @@
 import pytest
 
-from utils.prompt import PROMPT_TEMPLATE, fit_records, format_prompt, to_prompt_completion
+from utils.prompt import (PROMPT_TEMPLATE, _template_pattern, fit_records, format_prompt, parse_prompt,
+                          passage_cut_shares, to_prompt_completion)
 
 
 def test_template_is_the_workshop_format():
@@ -16,6 +17,20 @@ def test_record_to_prompt_completion():
 def test_empty_fields_are_rejected():
     with pytest.raises(ValueError, match="空にできません"):
         format_prompt("要約して", "  ")
+
+
+def test_parse_prompt_is_the_inverse_of_format_prompt():
+    assert parse_prompt(format_prompt(" 要約して ", "一行目\n二行目")) == {"instruction": "要約して", "input": "一行目\n二行目"}
+    # a passage that itself contains the template's headers still parses the way it was filled
+    tricky = "前半\n\n### 入力\n後半\n\n### 応答\nおわり"
+    assert parse_prompt(format_prompt("要約して", tricky)) == {"instruction": "要約して", "input": tricky}
+    with pytest.raises(ValueError, match="PROMPT_TEMPLATE"):
+        parse_prompt("指示: 要約して\n本文")
+
+
+def test_the_parser_is_read_from_the_template_not_written_twice():
+    pattern = _template_pattern("Q: {instruction}\nText: {input}\nA:")
+    assert pattern.fullmatch("Q: sum up\nText: a\nText: b\nA:").groupdict() == {"instruction": "sum up", "input": "a\nText: b"}
 
 
 def test_fit_records_shortens_input_not_summary(tiny_tokenizer):
@@ -42,3 +57,13 @@ def test_a_record_that_would_lose_most_of_its_passage_can_be_dropped_instead(tin
     assert [r["index"] for r in out] == ["2"]
     out, report = fit_records([long, slightly], tiny_tokenizer, 100, with_completion=False, max_cut_fraction=0.5)
     assert len(out) == 2 and report["dropped_cut_too_much"] == 0
+
+
+def test_passage_cut_shares_agree_with_what_fit_records_does(tiny_tokenizer):
+    records = [{"index": str(i), "instruction": "要約して", "input": text, "output": out, "category": "summarization"}
+               for i, (text, out) in enumerate([("短い本文。", "要約。"), ("少し長い本文です。" * 22, "要約。"),
+                                                ("長い本文です。" * 400, "短い要約。"), ("本文。", "要約。" * 400)])]
+    shares = passage_cut_shares(records, tiny_tokenizer, 100)
+    assert shares[0] == 0.0 and 0 < shares[1] < 0.5 < shares[2] < 1 and shares[3] is None
+    _, report = fit_records(records, tiny_tokenizer, 100, with_completion=True, max_cut_fraction=0.5)
+    assert report == {"kept_as_is": 1, "input_truncated": 1, "dropped_too_long": 1, "dropped_cut_too_much": 1}

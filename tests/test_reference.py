@@ -7,10 +7,11 @@ import pytest
 from utils import reference
 from utils.config import get_config
 from utils.data import load_dolly, select, split_records, clean_summarization
+from utils.prompt import format_prompt
 
 
 def _rows(n: int, text: str) -> list[dict]:
-    return [{"id": str(i), "prompt": f"### 指示\n要約して\n\n### 入力\n本文{i}\n\n### 応答\n", "reference": f"参照{i}",
+    return [{"id": str(i), "prompt": format_prompt("要約して", f"本文{i}"), "reference": f"参照{i}",
              "prediction": f"{text}{i}"} for i in range(n)]
 
 

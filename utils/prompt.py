@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import string
+from collections.abc import Iterator
+
 PROMPT_TEMPLATE = "### 指示\n{instruction}\n\n### 入力\n{input}\n\n### 応答\n"
 HEADER_PREFIX = "###"  # generation is cut where the model starts a new section
 
@@ -11,6 +15,30 @@ def format_prompt(instruction: str, input: str) -> str:
     if not instruction.strip() or not input.strip():
         raise ValueError("instruction と input はどちらも空にできません (要約する本文と指示が必要です)。")
     return PROMPT_TEMPLATE.format(instruction=instruction.strip(), input=input.strip())
+
+
+def _template_pattern(template: str) -> re.Pattern:
+    """A regex with one named group per field of ``template``; every field but the last is matched lazily, so a
+    passage that itself contains a section header still parses the way the template was filled."""
+    parts = list(string.Formatter().parse(template))
+    last = max(i for i, (_, field, _, _) in enumerate(parts) if field)
+    return re.compile("".join(
+        re.escape(literal) + (f"(?P<{field}>.*{'' if i == last else '?'})" if field else "")
+        for i, (literal, field, _, _) in enumerate(parts)
+    ), re.DOTALL)
+
+
+_PROMPT_PATTERN = _template_pattern(PROMPT_TEMPLATE)
+
+
+def parse_prompt(prompt: str) -> dict[str, str]:
+    """The instruction and input of a prompt ``format_prompt`` wrote (the inverse, read from the same template).
+
+    Saved predictions keep only the prompt; the reference file shows the instruction and passage separately."""
+    match = _PROMPT_PATTERN.fullmatch(prompt)
+    if match is None:
+        raise ValueError("PROMPT_TEMPLATE の形ではない prompt です (format_prompt で作った prompt を渡してください)。")
+    return match.groupdict()
 
 
 def to_prompt_completion(record: dict) -> dict[str, str]:
@@ -51,6 +79,17 @@ def _fit_input(record: dict, tokenizer, budget: int, with_completion: bool) -> t
     return rec, 1 - len(text) / len(record["input"])
 
 
+def _fit_each(records: list[dict], tokenizer, budget: int,
+              with_completion: bool) -> Iterator[tuple[dict | None, float | None]]:
+    """Each record fitted to ``budget`` with the share of its passage cut; (None, None) when even the summary
+    does not fit. The one loop behind ``fit_records`` and ``passage_cut_shares``."""
+    for rec in records:
+        try:
+            yield _fit_input(rec, tokenizer, budget, with_completion)
+        except ValueError:
+            yield None, None
+
+
 def fit_records(records: list[dict], tokenizer, budget: int, with_completion: bool,
                 max_cut_fraction: float = 1.0) -> tuple[list[dict], dict]:
     """Make every record fit ``budget`` tokens by shortening its input; count what happened.
@@ -65,27 +104,18 @@ def fit_records(records: list[dict], tokenizer, budget: int, with_completion: bo
     """
     out = []
     report = {"kept_as_is": 0, "input_truncated": 0, "dropped_too_long": 0, "dropped_cut_too_much": 0}
-    for rec in records:
-        try:
-            fitted, cut = _fit_input(rec, tokenizer, budget, with_completion)
-        except ValueError:
+    for fitted, cut in _fit_each(records, tokenizer, budget, with_completion):
+        if fitted is None:
             report["dropped_too_long"] += 1
-            continue
-        if with_completion and cut > max_cut_fraction:
+        elif with_completion and cut > max_cut_fraction:
             report["dropped_cut_too_much"] += 1
-            continue
-        report["input_truncated" if cut else "kept_as_is"] += 1
-        out.append(fitted)
+        else:
+            report["input_truncated" if cut else "kept_as_is"] += 1
+            out.append(fitted)
     return out, report
 
 
 def passage_cut_shares(records: list[dict], tokenizer, budget: int) -> list[float | None]:
     """For each training record, the share of its passage that fitting ``budget`` would cut
     (0.0: fits as it is; None: dropped, the summary alone is too long). 02 shows their distribution."""
-    shares: list[float | None] = []
-    for rec in records:
-        try:
-            shares.append(_fit_input(rec, tokenizer, budget, with_completion=True)[1])
-        except ValueError:
-            shares.append(None)
-    return shares
+    return [cut for _, cut in _fit_each(records, tokenizer, budget, with_completion=True)]

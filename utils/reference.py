@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from .config import PROJECT_ROOT
+from .prompt import parse_prompt
 
 REFERENCE_DIR = PROJECT_ROOT / "reference_results"
 EXAMPLE_RULE = "the test record whose ROUGE-L after training is the median of the run (typical, not the best case)"
@@ -51,8 +52,7 @@ def build_reference(results: dict, before: list[dict], after: list[dict], train_
         raise ValueError("predictions_base.jsonl と predictions_lora.jsonl のテスト例の並びが違います。03 と 05 を実行し直してください。")
     rouge_after = results["per_example"]["rougeL_after"]
     i = median_example_index(rouge_after)
-    prompt = after[i]["prompt"]
-    passage = prompt.split("### 入力\n", 1)[-1].rsplit("\n\n### 応答", 1)[0]
+    parts = parse_prompt(after[i]["prompt"])
     return {
         "provenance": {
             "profile": results["profile"],
@@ -71,8 +71,8 @@ def build_reference(results: dict, before: list[dict], after: list[dict], train_
         "example": {
             "rule": EXAMPLE_RULE,
             "id": after[i]["id"],
-            "instruction": prompt.split("### 指示\n", 1)[-1].split("\n\n### 入力", 1)[0],
-            "passage": passage,
+            "instruction": parts["instruction"],
+            "passage": parts["input"],
             "reference": after[i]["reference"],
             "before": before[i]["prediction"],
             "after": after[i]["prediction"],
