@@ -314,10 +314,15 @@ STAGE_KEYS = ("lr", "warmup", "decay_start", "min_lr_ratio", "max_steps", "short
               "repeat_share_end", "span_every")  # what a --stages entry may override
 
 
+def plain_args(args) -> dict:
+    """The parsed arguments as JSON-ready values (paths as strings), for the card, the report and the stage log."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+
 def stage_args(args) -> dict:
     """The schedule-defining arguments of one run or resumed stage (listed in the model card)."""
     keys = STAGE_KEYS + ("short_seq_len", "seq_len", "batch", "threads", "init_from")
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k in keys}
+    return {k: v for k, v in plain_args(args).items() if k in keys}
 
 
 def read_stages(path: Path) -> list[dict]:
@@ -590,8 +595,8 @@ def finish(model, tokenizer, args, out_dir, history, heldout, corpus_stats, n_pa
         "device": device_name, "corpus": corpus_stats, "stream_tokens": stream_tokens,
         "heldout_test_inputs": test, "copy_test": copy, "copy_ratios_test": copies,
         "heldout_bound": {"sample": BOUND_SAMPLE, "max_tokens": BOUND_TOKENS, "loss": sample["loss"],
-                          "bound": round(sample["loss"] + BOUND_MARGIN, 3)}, "history": history, "args": {
-            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()} | {"out_dir": str(out_dir)},
+                          "bound": round(sample["loss"] + BOUND_MARGIN, 3)}, "history": history,
+        "args": plain_args(args) | {"out_dir": str(out_dir)},
         "samples": samples,
     }
     (out_dir / "training_report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1))

@@ -57,9 +57,14 @@ def is_torch_family(name: str) -> bool:
     return name in TORCH_FAMILY or name.startswith(TORCH_FAMILY_PREFIXES)
 
 
+def strip_comment(line: str) -> str:
+    """A requirements.txt line without its comment and surrounding blanks."""
+    return re.sub(r"(^|\s)#.*", "", line).strip()
+
+
 def requirement_name(line: str) -> str | None:
     """The distribution name a requirements.txt line asks for; None for blanks, comments and pip options."""
-    line = re.sub(r"(^|\s)#.*", "", line).strip()
+    line = strip_comment(line)
     if not line or line.startswith("-"):
         return None
     match = _NAME.match(line)
@@ -71,7 +76,7 @@ def split_requirements(lines: list[str]) -> tuple[list[str], list[str]]:
     platform's notebook stack / test tools (HOSTED_SKIP)."""
     kept, dropped = [], []
     for raw in lines:
-        line = re.sub(r"(^|\s)#.*", "", raw).strip()
+        line = strip_comment(raw)
         if not line:
             continue
         name = requirement_name(line)

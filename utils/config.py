@@ -320,8 +320,8 @@ def _validate(cfg: WorkshopConfig) -> None:
         raise ConfigError(f"bnb_4bit_quant_storage={cfg.bnb_4bit_quant_storage!r}: {' / '.join(QUANT_STORAGE_CHOICES)} "
                           "のいずれかにしてください。")
     engine = sharded_launch()
-    if engine and cfg.load_in_4bit and cfg.bnb_4bit_quant_storage != str(cfg.torch_dtype).removeprefix("torch."):
-        dtype = str(cfg.torch_dtype).removeprefix("torch.")
+    dtype = str(cfg.torch_dtype).removeprefix("torch.")
+    if engine and cfg.load_in_4bit and cfg.bnb_4bit_quant_storage != dtype:
         raise ConfigError(f"{engine} で 4-bit (QLoRA) のモデルを分散するには、4-bit の重みの格納型を計算の型 ({dtype}) に"
                           f"揃える必要があります (今は bnb_4bit_quant_storage={cfg.bnb_4bit_quant_storage!r})。"
                           f"WORKSHOP_BNB_4BIT_QUANT_STORAGE={dtype} を指定してください "

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .config import WorkshopConfig
+from .prompt import HEADER_PREFIX, PROMPT_TEMPLATE, fit_records, format_prompt
 
 CORRECT, WRONG, UNANSWERED = "correct", "wrong", "unanswered"
 EDIT_MARKER = "# ここを編集"
@@ -113,6 +114,7 @@ def check_lora_params(answer, r: int, cfg: WorkshopConfig) -> CheckResult:
         return _not_an_int(answer)
     truth, total, shapes = peft_lora_params(cfg, r)
     per_rank = truth // r
+    n_layers = max((s["layers"] for s in shapes.values()), default=0)
     lines = [f"  {m:<9}: {r} × ({s['in']:,} + {s['out']:,}) × {s['layers']} 層 = {r * (s['in'] + s['out']) * s['layers']:,}"
              for m, s in shapes.items()]
     breakdown = "\n".join(["内訳 (A は r × d_in、B は d_out × r なので 1 つの射影に r × (d_in + d_out)):", *lines])
@@ -125,8 +127,8 @@ def check_lora_params(answer, r: int, cfg: WorkshopConfig) -> CheckResult:
                         f"(7B 全体 {total:,} の {truth / total:.2%})。\n{breakdown}{scaling}", truth)
     if cfg.lora_r != r and value == per_rank * cfg.lora_r:
         hint = f"これはプロファイルの r = {cfg.lora_r} のときの数です。r を {r} にして数え直しましょう。"
-    elif shapes and value * max(s["layers"] for s in shapes.values()) == truth:
-        hint = "これは 1 層分の数です。デコーダ層の数 (32) を掛けましょう。"
+    elif n_layers and value * n_layers == truth:
+        hint = f"これは 1 層分の数です。デコーダ層の数 ({n_layers}) を掛けましょう。"
     elif value == per_rank:
         hint = "これは r = 1 のときの数です。r を掛けましょう。"
     else:
@@ -142,8 +144,6 @@ def check_lora_params(answer, r: int, cfg: WorkshopConfig) -> CheckResult:
 # ---------------------------------------------------------------------------------------------------------------
 def check_fit_count(answer, records: list[dict], tokenizer, max_length: int) -> CheckResult:
     """02: records that do not fit ``max_length`` as they are (input shortened + dropped), by ``fit_records``."""
-    from .prompt import fit_records
-
     if _is_blank(answer):
         return _unanswered(f"max_length = {max_length} に収まらない学習レコードの件数 (整数)")
     value = _as_int(answer)
@@ -178,7 +178,7 @@ def check_fit_count(answer, records: list[dict], tokenizer, max_length: int) -> 
 # 03: the prompt written by hand, compared character by character with format_prompt
 # ---------------------------------------------------------------------------------------------------------------
 def _section_at(text: str, pos: int) -> str:
-    start = text.rfind("### ", 0, pos + 1)
+    start = text.rfind(HEADER_PREFIX + " ", 0, pos + 1)
     if start < 0:
         return "先頭"
     return text[start:text.find("\n", start)] if "\n" in text[start:] else text[start:]
@@ -186,7 +186,6 @@ def _section_at(text: str, pos: int) -> str:
 
 def check_prompt(answer, record: dict) -> CheckResult:
     """03: a prompt written by hand for ``record`` must equal ``format_prompt`` exactly."""
-    from .prompt import format_prompt
 
     if _is_blank(answer):
         return _unanswered("テンプレートに沿ったプロンプトの文字列")
@@ -212,7 +211,8 @@ def check_prompt(answer, record: dict) -> CheckResult:
     elif "".join(answer.split()) == "".join(expected.split()):
         hint = "違うのは改行や空白だけです。見出しと本文の間は改行 1 つ、セクションの間は空行 (改行 2 つ)、最後は `### 応答` の後に改行 1 つです。"
     else:
-        hint = "テンプレート `### 指示\\n…\\n\\n### 入力\\n…\\n\\n### 応答\\n` と見比べてください。"
+        template = PROMPT_TEMPLATE.format(instruction="…", input="…").replace("\n", "\\n")
+        hint = f"テンプレート `{template}` と見比べてください。"
     return _wrong(f"{where}\n{hint}", expected)
 
 
@@ -230,6 +230,7 @@ def check_optimizer_steps(answer, n_records: int, cfg: WorkshopConfig, batch_siz
         return _not_an_int(answer)
     other = dataclasses.replace(cfg, per_device_train_batch_size=batch_size, gradient_accumulation_steps=accumulation)
     truth = optimizer_steps(n_records, other, n_processes=1)
+    current = optimizer_steps(n_records, cfg, n_processes=1)  # the profile's own batch x accumulation
     epochs = cfg.num_train_epochs
     batches = math.ceil(n_records / batch_size)
     updates = math.ceil(batches / accumulation)
@@ -239,11 +240,10 @@ def check_optimizer_steps(answer, n_records: int, cfg: WorkshopConfig, batch_siz
                f"更新回数 ceil({batches} / {accumulation}) = {updates}、合計 {total} 回 "
                f"(実効バッチ {batch_size} × {accumulation} = {batch_size * accumulation} 件/更新)。")
     if value == truth:
-        current = optimizer_steps(n_records, cfg, n_processes=1)
         compare = (f"\n今のプロファイル ({cfg.per_device_train_batch_size} × {cfg.gradient_accumulation_steps}) では {current} 回"
                    "でした。実効バッチが大きいほど更新回数は減ります (1 回の更新が見る例は増えます)。") if current != truth else ""
         return _correct(formula + compare, truth)
-    if value == optimizer_steps(n_records, cfg, n_processes=1):
+    if value == current:
         hint = (f"これは今のプロファイルの設定 ({cfg.per_device_train_batch_size} × {cfg.gradient_accumulation_steps}) のステップ数です。"
                 f"バッチ {batch_size}・勾配累積 {accumulation} で計算し直しましょう。")
     elif value == updates and epochs != 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .config import WorkshopConfig
@@ -97,9 +98,7 @@ def use_one_gpu(args) -> None:
     treats as model-parallel (transformers/trainer.py, "Force n_gpu to 1"); we do the same, and say
     how to use all GPUs (one process per GPU with ``accelerate launch``).
     """
-    import os
-
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1 or "LOCAL_RANK" in os.environ
+    distributed = world_size() > 1 or "LOCAL_RANK" in os.environ
     if args.n_gpu > 1 and not distributed:
         print(f"GPU が {args.n_gpu} 枚見えていますが、ノートブックは 1 プロセスなので GPU 0 だけで学習します。"
               "すべての GPU を使うには、GPU ごとに 1 プロセスを起動する分散学習 (`accelerate launch` や `torchrun`) "
@@ -146,15 +145,11 @@ def sft_datasets(splits: dict[str, list[dict]], tokenizer, cfg: WorkshopConfig):
 
 def world_size() -> int:
     """Number of training processes: set by the launcher (``torchrun``, ``accelerate launch``), else 1."""
-    import os
-
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def is_main_process() -> bool:
     """Rank 0 (or the only process): the one that prints, shows the bar and writes files."""
-    import os
-
     return int(os.environ.get("RANK", "0")) == 0
 
 
