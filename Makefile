@@ -2,22 +2,30 @@ SHELL := /bin/bash
 # Two commands for everything (see README.md):
 #   make workshop   set up .venv and run the five notebooks headless (profile: auto)
 #   make test       set up .venv and run the unit tests + every notebook (cpu profile, offline)
+# and, the day before the workshop on the machine you will use:
+#   make preflight  what on this machine would stop the workshop (Python, driver, GPU, compiler, disk, Hub), read-only
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup workshop test check-gpu benchmark lab tiny-model clean-outputs
+.PHONY: setup preflight workshop test check-gpu benchmark lab tiny-model clean-outputs
 
 setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) utils/python_version.py  # Python >= 3.11 before anything is created (pip would only say "No matching distribution")
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	$(BIN)/python -m pip install --quiet -r requirements.txt 2>&1 | grep -v "^WARNING: Location" ; test $${PIPESTATUS[0]} -eq 0
 	$(BIN)/python -m pip install --quiet --no-deps -e . 2>&1 | grep -v "^WARNING: Location" ; test $${PIPESTATUS[0]} -eq 0
 	$(BIN)/python -c "import utils, torch, transformers, trl, peft; print('setup ok: torch', torch.__version__, '| transformers', transformers.__version__, '| trl', trl.__version__, '| peft', peft.__version__)"
 	touch $(STAMP)
+
+# Read-only checks with a Japanese ✓/✗ table and the fix for each ✗ (utils/preflight.py); exit code 1 if a ✗.
+# Works before `make setup` too (then torch is reported missing): uses .venv's Python when there is one.
+preflight:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m utils.preflight; else $(PYTHON) -m utils.preflight; fi
 
 # The whole workshop, headless: executed notebooks + results.json under outputs/<profile>/.
 workshop: setup
@@ -39,9 +47,9 @@ check-gpu: setup
 benchmark: setup
 	$(BIN)/python benchmarks/gpu_qlora.py --variants profile,no-gc,8x2,padding-free,fp16
 
-# The interactive workshop.
+# The interactive workshop: JupyterLab on localhost only; over SSH it prints the port-forwarding command (scripts/lab.py).
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/python scripts/lab.py
 
 # Rebuild the bundled tiny model (about 1.5 hours on 2 CPU cores; minutes on a GPU).
 tiny-model: setup

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Set up the workshop on a hosted notebook runtime (Google Colab, Kaggle) around the platform's own CUDA torch.
 
-The first code cell of notebooks/01 runs this with the kernel's Python on Colab / Kaggle only. It installs the
+The setup cell of hosted/workshop_colab_kaggle.ipynb (scripts/hosted_cell.py) runs this with the kernel's Python
+on Colab / Kaggle only. It installs the
 pinned stack of requirements.txt (the single source of truth) without the lines tied to the platform's CUDA
 torch (torch, torchvision, torchaudio, triton, nvidia-*) or to its running notebook server and kernel
 (jupyterlab, ipykernel, ipywidgets; and the test tools nbmake, pytest), with the installed torch family pinned as pip
@@ -13,7 +14,7 @@ torch is installed at all.
     python scripts/hosted_setup.py            # install
     python scripts/hosted_setup.py --dry-run  # print the pip commands only
 
-Exit codes: 0 done, 1 pip failed or torch changed, 2 refused (no torch installed).
+Exit codes: 0 done, 1 pip failed or torch changed, 2 refused (no torch installed, or one older than MIN_TORCH).
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ HOSTED_SKIP = frozenset({"jupyterlab", "ipykernel", "ipywidgets", "notebook", "n
 # torchao 0.10.0. The workshop never uses torchao, so an older one is uninstalled rather than upgraded
 # (a newer torchao is built for a newer torch than the platform's).
 PEFT_TORCHAO_MINIMUM = (0, 16, 0)
+# The oldest torch the pinned stack accepts: transformers 5.23 disables an older torch with only a warning
+# ("Disabling PyTorch because PyTorch >= 2.6 is required"), and the failure then comes later and looks unrelated.
+# tests/test_hosted_setup.py checks this against the pinned packages' own torch requirements.
+MIN_TORCH = (2, 6)
 
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 
@@ -128,6 +133,14 @@ def main(argv: list[str] | None = None) -> int:
               "GPU ランタイム専用です (プラットフォームの torch をそのまま使うため)。\n"
               "自分の PC や GPU VM では、リポジトリのフォルダで `make setup` を実行してください "
               "(固定版の torch を含めて .venv に入れます)。", file=sys.stderr)
+        return 2
+
+    if release_tuple(torch_version)[:2] < MIN_TORCH:
+        minimum = ".".join(map(str, MIN_TORCH))
+        print(f"このランタイムの torch は {torch_version} ですが、このワークショップの固定版 (transformers など) には torch {minimum} "
+              f"以上が必要です (古いままだと transformers が torch を使わずに動き、後で関係のなさそうなエラーになります)。\n"
+              f"新しいランタイムを選ぶか (Colab:「ランタイム → ランタイムのバージョン」で最新を選ぶ、Kaggle: Settings → Environment を "
+              f"Latest に)、講師に知らせてください。torch は入れ替えていません。", file=sys.stderr)
         return 2
 
     kept, dropped = split_requirements(REQUIREMENTS.read_text(encoding="utf-8").splitlines())

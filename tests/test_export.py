@@ -121,3 +121,44 @@ def test_fallback_adapter_is_validated_and_used(clean_env, tmp_path):
         clean_env.setenv("WORKSHOP_ADAPTER", str(bad))
         with pytest.raises(ModelLoadError, match=message):
             adapter_source(get_config("cpu", output_dir=tmp_path))
+
+
+def hub_cache_with(cache, repo_id: str, files: dict[str, str]) -> None:
+    """Files of a Hub repository as huggingface_hub's cache keeps them (refs/main -> snapshots/<commit>/)."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    folder = cache / f"models--{repo_id.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(commit)
+    snapshot = folder / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for name, text in files.items():
+        (snapshot / name).write_text(text)
+
+
+def test_hub_adapter_is_checked_against_the_base_like_a_folder(clean_env, tmp_path):
+    """WORKSHOP_ADAPTER=<Hub id>: its adapter_config.json is fetched (here from the Hub cache, offline, through
+    huggingface_hub's own hf_hub_download) and compared with the profile's base model before anything loads."""
+    import json
+
+    import huggingface_hub.constants as hub_constants
+    import pytest
+
+    from utils.modeling import ModelLoadError, adapter_source
+
+    cache = tmp_path / "hub"
+    clean_env.setattr(hub_constants, "HF_HUB_CACHE", str(cache))
+    hub_cache_with(cache, "teacher/tiny-summary-lora",
+                   {"adapter_config.json": json.dumps({"base_model_name_or_path": get_config("cpu").base_model, "peft_type": "LORA"})})
+    hub_cache_with(cache, "teacher/swallow-summary-lora",
+                   {"adapter_config.json": json.dumps({"base_model_name_or_path": "tokyotech-llm/Swallow-MS-7b-v0.1"})})
+
+    clean_env.setenv("WORKSHOP_ADAPTER", "teacher/tiny-summary-lora")
+    assert adapter_source(get_config("cpu", output_dir=tmp_path)) == ("teacher/tiny-summary-lora", "WORKSHOP_ADAPTER (Hub)")
+
+    clean_env.setenv("WORKSHOP_ADAPTER", "teacher/swallow-summary-lora")
+    with pytest.raises(ModelLoadError, match="Swallow-MS-7b-v0.1.*で学習したアダプタ.*WORKSHOP_BASE_MODEL"):
+        adapter_source(get_config("cpu", output_dir=tmp_path))
+
+    clean_env.setenv("WORKSHOP_ADAPTER", "teacher/not-cached-anywhere")
+    with pytest.raises(ModelLoadError, match="adapter_config.json\\) を取得できません"):
+        adapter_source(get_config("cpu", output_dir=tmp_path))

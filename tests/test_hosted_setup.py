@@ -1,4 +1,5 @@
-"""Hosted notebooks (Colab / Kaggle): scripts/hosted_setup.py and the setup cell at the top of notebook 01.
+"""Hosted notebooks (Colab / Kaggle): scripts/hosted_setup.py and the setup cell of hosted/workshop_colab_kaggle.ipynb
+(written from scripts/hosted_cell.py).
 
 The script installs requirements.txt without the torch family, so the platform's own CUDA torch stays; the cell
 runs it on a hosted runtime only. The integration test emulates "the platform's torch" with a tiny fake ``torch``
@@ -24,7 +25,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "hosted_setup.py"
 REQUIREMENTS = ROOT / "requirements.txt"
-NOTEBOOK = ROOT / "notebooks" / "01_base_model_selection.ipynb"
+NOTEBOOK = ROOT / "hosted" / "workshop_colab_kaggle.ipynb"
+CELL_SOURCE = ROOT / "scripts" / "hosted_cell.py"
 HOSTED_ENV_VARS = ("COLAB_RELEASE_TAG", "KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_URL_BASE")
 LOCAL_MESSAGE = "ローカル / CI の環境なのでセットアップは不要です"
 
@@ -92,6 +94,49 @@ def test_refuses_without_torch(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_refuses_a_platform_torch_older_than_the_pinned_stack_needs(tmp_path):
+    """A hosted runtime with torch 2.5: transformers 5.23 would silently disable it. Refused before pip runs,
+    naming both versions; torch is left as it is."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    info = site / "torch-2.5.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 2.5.1\n")
+    result = subprocess.run([str(venv / "bin" / "python"), str(SCRIPT), "--dry-run", "--out-dir", str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "2.5.1" in result.stderr and "2.6" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_min_torch_is_what_the_pinned_packages_require():
+    """MIN_TORCH is the highest lower bound on torch among the pinned packages' own requirements (installed here):
+    today transformers' torch extra, >=2.6 (its import_utils disables an older torch with a warning only)."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    bounds = []
+    for line in pinned_lines():
+        name = dist_name(line)
+        if torch_family(line) or name in HOSTED_STACK:
+            continue
+        for spec in requires(name) or []:
+            req = Requirement(spec)
+            # unconditional, or the extra a library names for its torch backend (not e.g. datasets' "audio", "tests")
+            used = req.marker is None or req.marker.evaluate({"extra": "torch"})
+            if canonical_name(req.name) == "torch" and used:
+                bounds += [Version(s.version) for s in req.specifier if s.operator in (">=", "==", "~=")]
+    assert bounds, "no pinned package declares a torch requirement"
+    assert load_script().MIN_TORCH == max(bounds).release[:2]
+
+
+def canonical_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def test_dry_run_prints_the_pip_commands_only(tmp_path):
     """This venv's torch stands in for the platform's: the commands keep it (constraints) and install the rest."""
     from importlib.metadata import version
@@ -110,19 +155,20 @@ def test_dry_run_prints_the_pip_commands_only(tmp_path):
     assert f"torch=={version('torch')}" in (tmp_path / "constraints.txt").read_text(encoding="utf-8").splitlines()
 
 
-# --- the cell at the top of notebook 01 --------------------------------------------------------------------------
+# --- the setup cell of the hosted notebook ------------------------------------------------------------------------
 def setup_cell() -> str:
     cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
     ids = [c["id"] for c in cells]
-    i = ids.index("01-hosted-setup")
-    assert cells[i - 1]["id"] == "01-hosted-intro" and "Colab / Kaggle で実行する人だけ" in "".join(cells[i - 1]["source"])
-    assert i == 2 and cells[0]["source"][0].startswith("# 01."), "right after the title, before everything else"
-    return "".join(cells[i]["source"])
+    i = ids.index("hosted-setup")
+    assert i == 2 and cells[0]["source"][0].startswith("# LoRA SFT ハンズオン"), "right after the intro, before everything else"
+    source = "".join(cells[i]["source"])
+    assert source == CELL_SOURCE.read_text(encoding="utf-8").rstrip("\n"), "the cell is generated from scripts/hosted_cell.py"
+    return source
 
 
 def run_cell(source: str) -> dict:
     namespace: dict = {}
-    exec(compile(source, "01-hosted-setup", "exec"), namespace)  # noqa: S102 - the notebook's own cell
+    exec(compile(source, "hosted-setup", "exec"), namespace)  # noqa: S102 - the notebook's own cell
     return namespace
 
 
@@ -144,11 +190,11 @@ def sandbox(monkeypatch):
 
 
 def test_cell_does_nothing_locally_or_in_ci(sandbox, capsys):
-    sandbox.chdir(ROOT / "notebooks")  # where `make lab` and nbmake run it
+    sandbox.chdir(ROOT / "hosted")  # where nbmake runs it
     path = list(sys.path)
     run_cell(setup_cell())
     assert capsys.readouterr().out == LOCAL_MESSAGE + "\n"
-    assert sys.path == path and Path.cwd() == ROOT / "notebooks"
+    assert sys.path == path and Path.cwd() == ROOT / "hosted"
 
 
 def test_cell_with_the_url_placeholder_says_what_to_do(sandbox, capsys, tmp_path):
@@ -158,6 +204,33 @@ def test_cell_with_the_url_placeholder_says_what_to_do(sandbox, capsys, tmp_path
     out = capsys.readouterr().out
     assert "REPO_URL がまだ書き換えられていません" in out and "もう一度実行" in out
     assert list(tmp_path.iterdir()) == []
+
+
+def hosted_source(tmp_path: Path) -> str:
+    """The cell with the instructor's URL filled in and the platforms' folders moved under tmp_path."""
+    source = setup_cell()
+    url = re.search(r'^REPO_URL = "(.*)"', source, re.M).group(1)
+    source = source.replace(url, "https://github.com/example/lora-workshop.git")
+    for folder in ("/content/drive", "/kaggle/working"):
+        assert f'"{folder}' in source
+        source = source.replace(f'"{folder}', f'"{tmp_path}{folder.replace("/content", "")}')
+    return source
+
+
+def fake_colab_drive(monkeypatch) -> list:
+    """google.colab.drive as Colab's kernel has it: mount() records the folder and creates MyDrive."""
+    import types
+
+    mounts: list = []
+
+    def mount(folder, **kwargs):
+        mounts.append(folder)
+        (Path(folder) / "MyDrive").mkdir(parents=True, exist_ok=True)
+
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mount)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    return mounts
 
 
 class FakeSetup:
@@ -187,16 +260,22 @@ def test_cell_on_a_hosted_runtime_clones_runs_the_script_and_adds_the_path(sandb
     sandbox.setattr(subprocess, "run", fake_clone)
     sandbox.setattr(subprocess, "Popen", FakeSetup)
     FakeSetup.calls = []
-    source = setup_cell()
-    url = re.search(r'^REPO_URL = "(.*)"', source, re.M).group(1)
-    source = source.replace(url, "https://github.com/example/lora-workshop.git")
+    mounts = fake_colab_drive(sandbox) if marker == "COLAB_RELEASE_TAG" else None
+    source = hosted_source(tmp_path)
+    sandbox.delenv("WORKSHOP_OUTPUT_DIR", raising=False)
     run_cell(source)
 
     repo = tmp_path / "lora-workshop"
     assert clones == [["git", "clone", "--depth", "1", "https://github.com/example/lora-workshop.git", str(repo)]]
     assert FakeSetup.calls == [[sys.executable, str(repo / "scripts" / "hosted_setup.py")]]
     assert Path.cwd() == (repo / "notebooks").resolve() and sys.path[0] == str(repo)
-    assert "セットアップ完了 (fake)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "セットアップ完了 (fake)" in out
+    # outputs where they survive the runtime: Google Drive on Colab (mounted first), /kaggle/working on Kaggle
+    expected = tmp_path / ("drive/MyDrive/lora-sft-ja-workshop/outputs" if mounts is not None else "kaggle/working/outputs")
+    assert os.environ["WORKSHOP_OUTPUT_DIR"] == str(expected) and expected.is_dir() and str(expected) in out
+    if mounts is not None:
+        assert mounts == [str(tmp_path / "drive")]
 
     # the same cell run again (now in the repository's notebooks/): no second clone, the same script
     run_cell(source)

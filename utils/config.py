@@ -43,7 +43,7 @@ class WorkshopConfig:
 
     # --- model loading -----------------------------------------------------------------------
     load_in_4bit: bool = False  # QLoRA: NF4 weights with double quantisation (bitsandbytes, CUDA only)
-    compute_dtype: str = "auto"  # "auto": bf16 on GPUs with native bf16 (A100/L4/H100), fp16 on T4/V100, fp32 on CPU
+    compute_dtype: str = "auto"  # "auto": bf16 on GPUs with native bf16 (A100/L4/H100), fp16 on T4, fp32 on CPU
     bnb_4bit_quant_storage: str = "uint8"  # storage of the 4-bit weights; "bfloat16" for FSDP (= the compute dtype)
     attn_implementation: str = "sdpa"  # PyTorch's fused attention; "eager" is the plain reference implementation
 
@@ -249,7 +249,8 @@ def gpu_has_native_bf16() -> bool:
 
     ``torch.cuda.is_bf16_supported()`` defaults to ``including_emulation=True`` and then answers True
     on a T4 (7.5) too, because a bf16 tensor *can* be created there; but its matmuls run on slow
-    emulated paths. A T4 or V100 must compute in fp16, so emulation does not count here.
+    emulated paths. A T4 must compute in fp16, so emulation does not count here. (A V100, 7.0, has no kernels in
+    the pinned CUDA 13 torch at all: utils.preflight says so.)
     """
     import torch
 
@@ -262,18 +263,41 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _cuda_unusable() -> str | None:
+    """When an NVIDIA driver is installed but torch cannot use CUDA: why, and the ways out (else None).
+
+    ``auto`` must not quietly fall back to the cpu profile on a GPU VM: on a driver older than the one torch's
+    CUDA needs, ``torch.cuda.is_available()`` is False with only a warning, and the participant would train the
+    bundled tiny model without knowing why.
+    """
+    import torch
+
+    from .gpu_env import cuda_unusable_message, nvidia_driver_version
+
+    driver = nvidia_driver_version()
+    if driver is None:
+        return None
+    return cuda_unusable_message(driver, torch.__version__, torch.version.cuda)
+
+
 def get_config(profile: str | None = None, **overrides) -> WorkshopConfig:
     """The profile's config with ``WORKSHOP_*`` environment overrides, then keyword overrides."""
     requested = (profile or os.environ.get("WORKSHOP_PROFILE", "auto")).strip().lower()
-    if requested == "auto":
-        requested = "gpu" if _cuda_available() else "cpu"
-    if requested not in PROFILES:
+    if requested not in PROFILES + ("auto",):
         raise ConfigError(f"WORKSHOP_PROFILE={requested!r} は未知のプロファイルです。"
                           f"{', '.join(PROFILES)} か auto を指定してください。")
-    if requested == "gpu" and not _cuda_available():
-        raise ConfigError("gpu プロファイルが指定されましたが CUDA の GPU が見つかりません。"
-                          "GPU VM で実行するか (nvidia-smi で確認)、WORKSHOP_PROFILE=cpu "
-                          "(または auto) を指定してください。")
+    if requested in ("auto", "gpu") and not _cuda_available():
+        unusable = _cuda_unusable()
+        if unusable:
+            raise ConfigError(f"プロファイル {requested}: {unusable}")
+        if requested == "gpu":
+            raise ConfigError("gpu プロファイルが指定されましたが CUDA の GPU が見つかりません (NVIDIA ドライバも"
+                              "見つかりません: /proc/driver/nvidia/version も nvidia-smi もありません)。"
+                              "GPU VM で実行するか (nvidia-smi で確認)、WORKSHOP_PROFILE=cpu "
+                              "(または auto) を指定してください。")
+        requested = "cpu"
+    elif requested == "auto":
+        requested = "gpu"
 
     values: dict[str, object] = {"profile": requested, **_PROFILE_DEFAULTS[requested]}
     for f in dataclasses.fields(WorkshopConfig):

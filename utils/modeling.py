@@ -192,32 +192,51 @@ def free_memory(namespace: dict, *names: str) -> dict:
 def adapter_source(cfg: WorkshopConfig) -> tuple[str, str]:
     """The adapter 05 evaluates and where it comes from: 04's own (``<run_dir>/adapter``) or ``WORKSHOP_ADAPTER``.
 
-    A given adapter is checked before any model is loaded: a local folder must exist and hold
-    ``adapter_config.json`` (PEFT's marker), and the base model it was trained on must be the profile's
-    (an adapter's matrices only fit the base whose layers they were trained next to). A Hub id is
-    checked when PEFT fetches it.
+    A given adapter is checked before any model is loaded: it must hold ``adapter_config.json`` (PEFT's
+    marker) -- a local folder directly, a Hub id by fetching just that file (the Hub cache; offline it is read
+    from there) -- and the base model it was trained on must be the profile's (an adapter's matrices only fit
+    the base whose layers they were trained next to).
     """
     import json
 
     if not cfg.adapter:
         return str(cfg.run_dir / "adapter"), "04"
     given = cfg.adapter
-    if not looks_local(given):
-        return given, "WORKSHOP_ADAPTER (Hub)"
-    local = Path(given).expanduser()
-    if not local.is_dir():
-        raise ModelLoadError(f"WORKSHOP_ADAPTER={given!r}: フォルダが見つかりません。講師から受け取ったアダプタのフォルダ "
-                             "(adapter_config.json と adapter_model.safetensors を含む) のパスを指定してください。")
-    config_file = local / "adapter_config.json"
-    if not config_file.is_file():
-        raise ModelLoadError(f"WORKSHOP_ADAPTER={given!r}: LoRA アダプタのフォルダではありません (adapter_config.json が"
-                             "ありません)。PEFT の save_pretrained で保存したフォルダを指定してください。")
-    trained_on = json.loads(config_file.read_text()).get("base_model_name_or_path") or ""
+    if looks_local(given):
+        local = Path(given).expanduser()
+        if not local.is_dir():
+            raise ModelLoadError(f"WORKSHOP_ADAPTER={given!r}: フォルダが見つかりません。講師から受け取ったアダプタのフォルダ "
+                                 "(adapter_config.json と adapter_model.safetensors を含む) のパスを指定してください。")
+        config_file, source, where = local / "adapter_config.json", "WORKSHOP_ADAPTER", str(local)
+        if not config_file.is_file():
+            raise ModelLoadError(f"WORKSHOP_ADAPTER={given!r}: LoRA アダプタのフォルダではありません (adapter_config.json が"
+                                 "ありません)。PEFT の save_pretrained で保存したフォルダを指定してください。")
+    else:
+        config_file, source, where = _hub_adapter_config(given), "WORKSHOP_ADAPTER (Hub)", given
+    trained_on = json.loads(Path(config_file).read_text(encoding="utf-8")).get("base_model_name_or_path") or ""
     if not _same_base(trained_on, cfg.base_model):
         raise ModelLoadError(f"WORKSHOP_ADAPTER={given!r} は {trained_on!r} で学習したアダプタですが、このプロファイルの"
                              f"ベースモデルは {cfg.base_model!r} です。同じベースモデルのアダプタを使うか、"
                              f"WORKSHOP_BASE_MODEL={trained_on} を設定してください。")
-    return str(local), "WORKSHOP_ADAPTER"
+    return where, source
+
+
+def _hub_adapter_config(repo_id: str) -> str:
+    """The local path of a Hub adapter's ``adapter_config.json`` (downloaded, or from the cache when offline)."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return hf_hub_download(repo_id, "adapter_config.json")
+    except Exception as err:  # noqa: BLE001 - turned into an actionable message
+        names = {type(e).__name__ for e in (err, err.__cause__, err.__context__) if e is not None}
+        if names & {"EntryNotFoundError", "RemoteEntryNotFoundError"}:
+            msg = (f"WORKSHOP_ADAPTER={repo_id!r}: Hub のこのリポジトリに adapter_config.json がありません "
+                   "(LoRA アダプタではありません)。PEFT の push_to_hub / save_pretrained で作ったリポジトリを指定してください。")
+        else:
+            msg = (f"WORKSHOP_ADAPTER={repo_id!r}: Hub からアダプタの設定 (adapter_config.json) を取得できません "
+                   f"({type(err).__name__})。ID の綴り、ネットワーク (HF_HUB_OFFLINE)、非公開なら `hf auth login` を確認するか、"
+                   "講師から受け取ったアダプタのフォルダのパスを指定してください。")
+        raise ModelLoadError(msg) from None
 
 
 def _same_base(a: str, b: str) -> bool:

@@ -107,18 +107,26 @@ def use_one_gpu(args) -> None:
 
 
 def sft_trainer(model, args, cfg: WorkshopConfig, **kwargs):
-    """TRL's ``SFTTrainer(model=..., args=..., **kwargs)``, plus the one precision fix QLoRA in fp16 needs.
+    """TRL's ``SFTTrainer(model=..., args=..., **kwargs)``, after checking the C toolchain Triton needs on CUDA,
+    plus the one precision fix QLoRA in fp16 needs.
 
     For a quantized base, TRL 1.16 casts every trainable (LoRA) parameter to bf16, whatever the AMP
     mode (trl/trainer/sft_trainer.py: "the PEFT adapter weights are converted to bf16"). In fp16 AMP
-    (T4, V100: no native bf16) the GradScaler then meets bf16 gradients and the first optimizer step
+    (T4: no native bf16) the GradScaler then meets bf16 gradients and the first optimizer step
     fails on CUDA (``_amp_foreach_non_finite_check_and_unscale_cuda`` has no BFloat16 kernel). So in
     fp16 the adapter goes back to fp32 master weights, as fp16 mixed precision expects; autocast
     still runs its matmuls in fp16. Confirmed on CPU (dtypes); the CUDA step itself needs a GPU run.
     """
     import torch
+    from transformers.utils import is_triton_available
     from trl import SFTTrainer
 
+    from .gpu_env import require_build_tools
+
+    if torch.cuda.is_available() and is_triton_available():
+        # TRL's loss runs Triton kernels on CUDA (the same test as trl/kernels/chunked_logprob.py's _use_triton),
+        # and Triton compiles a C module at the first step: fail here, with the apt command, not at step 0
+        require_build_tools()
     trainer = SFTTrainer(model=model, args=args, **kwargs)
     if cfg.load_in_4bit and cfg.torch_dtype == torch.float16:
         for param in trainer.model.parameters():

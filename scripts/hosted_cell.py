@@ -1,0 +1,48 @@
+# Colab / Kaggle only: clone this repository, install requirements.txt around the platform's own CUDA torch
+# (scripts/hosted_setup.py), make `utils` importable, and keep the outputs where they survive the runtime.
+# Anywhere else (own machine, GPU VM, CI) it does nothing. Hosted-runtime markers, undocumented by the platforms but
+# set in their kernels: Colab imports google.colab and sets COLAB_RELEASE_TAG (https://github.com/mlflow/mlflow/pull/21505);
+# Kaggle sets KAGGLE_KERNEL_RUN_TYPE and KAGGLE_URL_BASE (https://www.kaggle.com/discussions/general/147433).
+# (This cell is generated from scripts/hosted_cell.py by scripts/build_hosted_notebook.py.)
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# 講師へ: 配布する前に、ワークショップのリポジトリの公開 URL (git clone できるもの) に書き換えてください。
+REPO_URL = "https://github.com/<講師が記入>/<リポジトリ名>.git"
+# 出力 (分割・予測・アダプタ・結果) をランタイムが消えても残る場所に置く: Colab は Google ドライブ、Kaggle は /kaggle/working
+KEEP_OUTPUTS = True
+
+colab = "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+kaggle = any(name in os.environ for name in ("KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_URL_BASE"))
+in_repo = Path("../scripts/hosted_setup.py").is_file()  # run again: already in the repository's notebooks/
+repo = Path.cwd().parent if in_repo else Path.cwd() / REPO_URL.rstrip("/").split("/")[-1].removesuffix(".git")
+if not (colab or kaggle):
+    print("ローカル / CI の環境なのでセットアップは不要です")
+elif not repo.exists() and "<" in REPO_URL:
+    print("REPO_URL がまだ書き換えられていません。講師から案内されたリポジトリの URL をこのセルの REPO_URL に入れて、"
+          "もう一度実行してください。")
+else:
+    if not repo.exists():
+        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, str(repo)], check=True)
+    os.chdir(repo / "notebooks")  # the notebooks' relative paths (../images) resolve from here
+    setup = subprocess.Popen([sys.executable, str(repo / "scripts" / "hosted_setup.py")],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in setup.stdout:  # pip's progress, line by line
+        print(line, end="")
+    if setup.wait() != 0:
+        raise RuntimeError("セットアップが失敗しました。上のメッセージを確認してください。")
+    sys.path.insert(0, str(repo))  # the editable install is seen by new processes only; this kernel needs the path
+    if KEEP_OUTPUTS:
+        if colab:
+            from google.colab import drive
+
+            drive.mount("/content/drive")  # asks for permission once per runtime
+            outputs = Path("/content/drive/MyDrive/lora-sft-ja-workshop/outputs")
+        else:
+            outputs = Path("/kaggle/working/outputs")  # kept between sessions with Settings → Persistence → Files
+        outputs.mkdir(parents=True, exist_ok=True)
+        os.environ["WORKSHOP_OUTPUT_DIR"] = str(outputs)  # every get_config() below reads it
+        print(f"出力はここに保存します: {outputs}\nランタイムが切れたら、このセルを実行してから、続きのパート (例: 05) の"
+              "最初のセルから再開できます (それより前のパートの分割・予測・アダプタはここに残っています)。")
