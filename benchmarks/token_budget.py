@@ -22,28 +22,37 @@ def percentile(values: list[int], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def token_budget(profile: dict, tokenizer) -> dict:
-    """Token statistics of the dolly-ja summarization splits under ``profile``'s limits."""
-    from utils.data import summarization_splits
+def gpu_config():
+    """The gpu profile as a config object, without asking for CUDA (get_config("gpu") would refuse here)."""
+    from utils.config import WorkshopConfig, profile_settings
+
+    return WorkshopConfig(profile="gpu", **profile_settings("gpu"))
+
+
+def token_budget(cfg, tokenizer) -> dict:
+    """Token statistics of the dolly-ja summarization splits under ``cfg``'s limits, with the training records
+    chosen exactly as 04 chooses them (``utils.training.sft_datasets``: max_length and max_cut_fraction)."""
+    from utils.data import select, summarization_splits
     from utils.prompt import fit_records, to_prompt_completion
+    from utils.training import sft_datasets
 
     splits = summarization_splits()
-    n_test = profile["n_test"]
+    n_test = cfg.n_test
 
     def completion_tokens(records):  # the reference summary + EOS, as the model must generate it
         return [len(tokenizer(r["output"].strip(), add_special_tokens=False)["input_ids"]) + 1 for r in records]
 
     train_refs, test_refs = completion_tokens(splits["train"]), completion_tokens(splits["test"][:n_test])
-    fitted, fit_report = fit_records(splits["train"], tokenizer, profile["max_length"], with_completion=True)
-    pairs = [to_prompt_completion(r) for r in fitted]
-    seq = [len(tokenizer(p["prompt"] + p["completion"] + tokenizer.eos_token)["input_ids"]) for p in pairs]
-    test_fitted, test_report = fit_records(splits["test"][:n_test], tokenizer, profile["max_length"], with_completion=False)
+    train_ds, _, fit_report = sft_datasets(select(splits, cfg), tokenizer, cfg)  # what 04 trains on
+    seq = [len(tokenizer(p["prompt"] + p["completion"] + tokenizer.eos_token)["input_ids"]) for p in train_ds]
+    test_fitted, test_report = fit_records(splits["test"][:n_test], tokenizer, cfg.max_length, with_completion=False)
     test_prompts = [len(tokenizer(to_prompt_completion(r)["prompt"])["input_ids"]) for r in test_fitted]
     chars = sum(len(r["output"].strip()) for r in splits["train"])
-    m = profile["max_new_tokens"]
+    m = cfg.max_new_tokens
     return {
         "tokenizer": "Mistral-7B-v0.1 (models/mistral-7b-v0.1-tokenizer)",
-        "max_length": profile["max_length"],
+        "max_length": cfg.max_length,
+        "max_cut_fraction": cfg.max_cut_fraction,
         "max_new_tokens": m,
         "reference_tokens_train": {"n": len(train_refs), "p50": percentile(train_refs, 50),
                                    "p90": percentile(train_refs, 90), "max": max(train_refs),
@@ -52,7 +61,8 @@ def token_budget(profile: dict, tokenizer) -> dict:
                                   "p90": percentile(test_refs, 90), "max": max(test_refs),
                                   "covered_by_max_new_tokens": sum(t <= m for t in test_refs) / len(test_refs)},
         "tokens_per_character_references": sum(train_refs) / chars,
-        "train_fit": fit_report,
+        "train_fit": fit_report["train"],
+        "train_records": len(train_ds),
         "train_epoch_tokens": sum(seq),
         "train_mean_sequence": sum(seq) / len(seq),
         "test_fit": test_report,
@@ -68,9 +78,9 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from utils.config import _PROFILE_DEFAULTS, MISTRAL_TOKENIZER_DIR
+    from utils.config import MISTRAL_TOKENIZER_DIR
 
-    budget = token_budget(_PROFILE_DEFAULTS["gpu"], AutoTokenizer.from_pretrained(MISTRAL_TOKENIZER_DIR))
+    budget = token_budget(gpu_config(), AutoTokenizer.from_pretrained(MISTRAL_TOKENIZER_DIR))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(budget, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     for key, value in budget.items():

@@ -58,6 +58,11 @@ def test_gpu_profile_limits_fit_the_data(tmp_path):
     assert fit["dropped_too_long"] <= 0.05 * sum(fit.values())
     assert budget["test_fit"]["dropped_too_long"] == 0
     assert budget["test_prompt_tokens_max"] <= budget["max_length"]
+    # the same selection as 04 (max_cut_fraction) and the committed figures the prose cites are this run's
+    assert budget["max_cut_fraction"] == _PROFILE_DEFAULTS["gpu"].get("max_cut_fraction", 0.5)
+    assert budget["train_records"] == fit["kept_as_is"] + fit["input_truncated"]
+    committed = json.loads((BENCH / "results" / "token_budget_gpu.json").read_text())
+    assert budget == committed, "benchmarks/results/token_budget_gpu.json is stale: rerun benchmarks/token_budget.py"
 
 
 def test_benchmark_variants_name_real_settings():

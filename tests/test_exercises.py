@@ -180,8 +180,15 @@ def test_own_summary():
     assert result.expected["学習後のモデル"]["rougeL"] == 0.0
     assert f"{ja_rouge([mine], [ref])['rougeL']:.1f}" in str(result) and "学習後のモデルより高い" in str(result)
     assert "言い換え" in str(result)  # how to read the scores
-    copied = exercises.check_own_summary(ref, ref, after=model_out)
-    assert copied.expected["あなたの要約"]["rougeL"] == pytest.approx(100.0)
+    # the text asks not to paste the reference: a copy (or a near copy) of it, or of the passage's lead, is not ✓
+    for copy in (ref, ref.replace("。", ""), "Lostは6シーズン、121エピソードがあります"):
+        result = exercises.check_own_summary(copy, ref, after=model_out)
+        assert_marks(result, WRONG)
+        assert "写して" in str(result)
+    lead = exercises.check_own_summary("Lostはドラマです。", ref, after=model_out, passage="Lostはドラマです。全121話。")
+    assert_marks(lead, WRONG)
+    assert "1 文目" in str(lead)
+    assert_marks(exercises.check_own_summary("Lost", ref, after=model_out), WRONG)  # too short to be a summary
 
     assert_marks(exercises.check_own_summary(["Lost"], ref, after=model_out), WRONG)
     assert_marks(exercises.check_own_summary(None, ref, after=model_out), UNANSWERED)

@@ -28,6 +28,7 @@ REQUIREMENTS = ROOT / "requirements.txt"
 NOTEBOOK = ROOT / "hosted" / "workshop_colab_kaggle.ipynb"
 CELL_SOURCE = ROOT / "scripts" / "hosted_cell.py"
 HOSTED_ENV_VARS = ("COLAB_RELEASE_TAG", "KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_URL_BASE")
+OUTPUT_DIR_AT_IMPORT = os.environ.get("WORKSHOP_OUTPUT_DIR")
 LOCAL_MESSAGE = "ローカル / CI の環境なのでセットアップは不要です"
 
 
@@ -262,7 +263,10 @@ def test_cell_on_a_hosted_runtime_clones_runs_the_script_and_adds_the_path(sandb
     FakeSetup.calls = []
     mounts = fake_colab_drive(sandbox) if marker == "COLAB_RELEASE_TAG" else None
     source = hosted_source(tmp_path)
-    sandbox.delenv("WORKSHOP_OUTPUT_DIR", raising=False)
+    # the cell sets WORKSHOP_OUTPUT_DIR in os.environ: setenv first so that monkeypatch restores "unset" afterwards
+    # (delenv of an unset variable records nothing, and the later notebooks of `make test` would write elsewhere)
+    sandbox.setenv("WORKSHOP_OUTPUT_DIR", "unset-after-this-test")
+    sandbox.delenv("WORKSHOP_OUTPUT_DIR")
     run_cell(source)
 
     repo = tmp_path / "lora-workshop"
@@ -346,3 +350,9 @@ def test_setup_in_a_fresh_venv_keeps_the_platforms_torch(tmp_path):
         elif not torch_family(line):
             assert versions[dist_name(line)] == line.split("==")[1], line
     assert Path(state["utils"]).resolve() == ROOT / "utils" / "__init__.py"  # the editable install of this checkout
+
+
+def test_the_cell_tests_leave_the_output_dir_as_they_found_it():
+    """Last in this file (pytest runs a file's tests in order): the hosted cell sets WORKSHOP_OUTPUT_DIR, and the
+    notebooks that `make test` runs after the unit tests read it (they once wrote their results to a test's tmp_path)."""
+    assert os.environ.get("WORKSHOP_OUTPUT_DIR") == OUTPUT_DIR_AT_IMPORT

@@ -71,3 +71,12 @@ def test_shuffled_is_a_seeded_derangement():
     out = metrics.shuffled(items, seed=3)
     assert sorted(out) == items and all(a != b for a, b in zip(items, out))
     assert out == metrics.shuffled(items, seed=3)
+
+
+def test_words_in_passage_is_the_share_of_reference_words_found_in_the_passage():
+    from utils.metrics import words_in_passage
+
+    shares = words_in_passage(["Lostは6シーズンです。", "全く別の話。", ""], ["Lostは6シーズン、121話のドラマです。", "Lostは6シーズン。", "本文"])
+    assert shares[0] == 1.0 and 0 < shares[1] < 0.5 and shares[2] == 0.0
+    with pytest.raises(ValueError):
+        words_in_passage(["a"], [])

@@ -189,6 +189,17 @@ _PROFILE_DEFAULTS: dict[str, dict[str, object]] = {
 }
 
 
+# The shorter run for a T4 (or any GPU whose training would not fit the session): one place for the advice that
+# docs/timetable.md ("T4 の短縮設定"), notebook 04 (6 節 and its 講師メモ) give; tests/test_prose_figures.py
+# checks that the timetable's commands are these values.
+SHORTER_RUN = {"num_train_epochs": 1, "n_train": 600, "n_test": 50}
+
+
+def shorter_run_exports() -> list[str]:
+    """The shorter run as shell lines: ``export WORKSHOP_NUM_TRAIN_EPOCHS=1`` ..."""
+    return [f"export WORKSHOP_{key.upper()}={value}" for key, value in SHORTER_RUN.items()]
+
+
 def looks_local(model_id: str) -> bool:
     """A local folder rather than a Hub id: it exists, or it is written as a path (./x, /x, ~/x)."""
     return str(model_id).startswith((".", "/", "~")) or Path(model_id).expanduser().exists()

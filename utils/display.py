@@ -97,6 +97,8 @@ JA_LABELS = {
     "dropped: duplicate input text": "除外: 同じ本文が別のレコードにもある",
     "dropped: input overlaps another record's input": "除外: 本文が別のレコードの本文と重なる",
     "dropped (any reason)": "除外 (理由を問わず)", "train": "train (学習)", "validation": "validation (検証)", "test": "test (評価)",
+    "embed_tokens": "埋め込み (embed_tokens)", "decoder layers": "デコーダ層 (全層)", "final norm": "最後の層正規化 (norm)",
+    "lm_head": "出力層 (lm_head)", "reserved_before_gib": "解放前の GPU 確保量 (GiB)", "reserved_after_gib": "解放後の GPU 確保量 (GiB)",
 }
 
 

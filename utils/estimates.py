@@ -86,3 +86,41 @@ def gpu_profile_activation_gb() -> dict[str, float]:
     out = qlora_activation_gb(MISTRAL_7B, gpu["per_device_train_batch_size"], gpu["max_length"],
                               gpu["gradient_checkpointing"])
     return {"batch": gpu["per_device_train_batch_size"], "max_length": gpu["max_length"], **out}
+
+
+# --- training time of the gpu profile (an estimate: no session has trained the 7B on a GPU yet) -----------------
+# Dense bf16/fp16 tensor-core peak (vendor datasheets, without sparsity) of the GPUs the timetable plans for.
+GPU_PEAK_TFLOPS = {"T4": 65, "L4": 121, "A100": 312, "H100": 989}
+ASSUMED_UTILIZATION = 0.3  # share of peak a 7B QLoRA step reaches: an assumption, not a measurement
+FLOP_PER_TOKEN_PER_PARAM = 8  # forward 2N + backward 4N + gradient-checkpointing recompute 2N
+N_PARAMS_7B = 7.2e9
+TOKEN_BUDGET_FILE = "benchmarks/results/token_budget_gpu.json"  # measured offline by benchmarks/token_budget.py
+
+
+def gpu_training_tokens(epochs: float | None = None, n_train: int | None = None) -> dict:
+    """Training tokens of the gpu profile (prompt + completion, no padding) from the measured token budget:
+    04's own record selection (max_length, max_cut_fraction) with Mistral-7B-v0.1's tokenizer. ``n_train`` takes
+    the first n records of the train split before fitting, so the share that fits (940 of 1,052) and the mean
+    tokens per kept record scale it."""
+    import json
+
+    from .config import PROJECT_ROOT, profile_settings
+
+    budget = json.loads((PROJECT_ROOT / TOKEN_BUDGET_FILE).read_text(encoding="utf-8"))
+    epochs = profile_settings("gpu")["num_train_epochs"] if epochs is None else epochs
+    split = budget["reference_tokens_train"]["n"]  # train records before fitting
+    records = budget["train_records"] * (1 if n_train is None else min(n_train, split) / split)
+    per_epoch = budget["train_epoch_tokens"] * records / budget["train_records"]
+    return {"records": records, "epochs": epochs, "tokens_per_epoch": per_epoch, "tokens": per_epoch * epochs}
+
+
+def training_minutes(tokens: float, gpu: str) -> float:
+    """Minutes for ``tokens`` training tokens on ``gpu`` under the assumptions above (compute-bound; padding, 4-bit
+    dequantisation, evaluation and data loading are not counted)."""
+    flop = tokens * FLOP_PER_TOKEN_PER_PARAM * N_PARAMS_7B
+    return flop / (GPU_PEAK_TFLOPS[gpu] * 1e12 * ASSUMED_UTILIZATION) / 60
+
+
+def about_minutes(minutes: float) -> str:
+    """How the prose writes an estimate: "約 57 分" (whole minutes; "約 1 分未満" below one)."""
+    return "約 1 分未満" if minutes < 1 else f"約 {round(minutes)} 分"

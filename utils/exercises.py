@@ -267,6 +267,27 @@ def pick_example(passages: list[str], references: list[str], max_chars: int = 30
     return 0
 
 
+COPY_ROUGE_L = 90.0  # ROUGE-L (F1 x 100) at or above which a summary counts as a copy of the text it is compared with
+
+
+def _copied_from(answer: str, reference: str, passage: str | None) -> str | None:
+    """Why ``answer`` is not the participant's own summary (a copy of the reference or of the passage's lead), or None."""
+    from .metrics import ja_rouge, lead_sentence
+
+    def same(a: str, b: str) -> bool:
+        return bool(b.strip()) and (a.strip() == b.strip() or ja_rouge([a], [b])["rougeL"] >= COPY_ROUGE_L)
+
+    if same(answer, reference):
+        return ("参照要約をほぼそのまま写しています (ROUGE-L が 90 以上)。この演習は、本文を読んで自分の言葉で要約したとき "
+                "ROUGE が何点になるかを見るものです。参照要約を見ずに書き直してから、もう一度実行してください。")
+    if passage and same(answer, lead_sentence(passage)):
+        return ("本文の 1 文目をそのまま写しています (それは lead ベースラインと同じです)。自分の言葉で書き直してから、"
+                "もう一度実行してください。")
+    if len(answer.strip()) < 5:
+        return "短すぎます。本文の要点を 1〜2 文で書いてください。"
+    return None
+
+
 def check_own_summary(answer, reference: str, after: str, before: str | None = None,
                       passage: str | None = None) -> CheckResult:
     """05: score the participant's summary against ``reference`` beside the models' outputs (an open exercise)."""
@@ -276,6 +297,9 @@ def check_own_summary(answer, reference: str, after: str, before: str | None = N
         return _unanswered("本文を読んで自分で書いた要約 (文字列)")
     if not isinstance(answer, str):
         return _wrong(f"要約は文字列 (str) で入れてください (今の答えは {type(answer).__name__})。")
+    copied = _copied_from(answer, reference, passage)
+    if copied:
+        return _wrong(copied)
     rows = [("あなたの要約", answer), ("学習後のモデル", after)]
     if before is not None:
         rows.append(("学習前のモデル", before))
@@ -286,7 +310,8 @@ def check_own_summary(answer, reference: str, after: str, before: str | None = N
     table += [f"{s['rouge1']:7.1f}  {s['rouge2']:7.1f}  {s['rougeL']:7.1f}  {label}" for label, s in scores.items()]
     mine, model = scores["あなたの要約"]["rougeL"], scores["学習後のモデル"]["rougeL"]
     compare = ("学習後のモデルより高い" if mine > model else "学習後のモデルと同じ" if mine == model else "学習後のモデルより低い")
-    text = ("自分の要約を採点しました (正解が 1 つではない自由課題なので、書けていれば ✓ です)。\n" + "\n".join(table) + "\n"
+    text = ("自分の要約を採点しました (正解が 1 つではない自由課題なので、自分で書けていれば ✓ です。参照要約や本文の 1 文目の"
+            "写しは ✗ にします)。\n" + "\n".join(table) + "\n"
             f"あなたの ROUGE-L は {mine:.1f} で、{compare}点です。\n"
             "読み方: ROUGE は参照要約と同じ語 (MeCab で分かち書きした語) をどれだけ含むかだけを数えます。"
             "内容が正しくても言い換えると点は下がり、参照要約の語を並べただけの不自然な文でも点は上がります。"

@@ -127,7 +127,18 @@ def sft_trainer(model, args, cfg: WorkshopConfig, **kwargs):
         # TRL's loss runs Triton kernels on CUDA (the same test as trl/kernels/chunked_logprob.py's _use_triton),
         # and Triton compiles a C module at the first step: fail here, with the apt command, not at step 0
         require_build_tools()
-    trainer = SFTTrainer(model=model, args=args, **kwargs)
+    import datasets
+
+    # TRL tokenizes and truncates the datasets with datasets.map, each with a progress bar ("Truncating train
+    # dataset" ...): sft_datasets already fitted every record to max_length, so nothing is cut, and ten bars right
+    # after "summaries are never cut" only confuse. The Trainer's own progress bar is not affected.
+    bars_were_on = not datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        trainer = SFTTrainer(model=model, args=args, **kwargs)
+    finally:
+        if bars_were_on:
+            datasets.enable_progress_bars()
     if cfg.load_in_4bit and cfg.torch_dtype == torch.float16:
         for param in trainer.model.parameters():
             if param.requires_grad and param.dtype != torch.float32:
