@@ -72,7 +72,7 @@ def main(argv=None) -> int:
                                    processing_class=tokenizer)
     counts = training.count_train_examples(trainer)
     t0 = time.time()
-    trainer.train()
+    training.train(trainer, cfg)  # an out-of-memory error explains itself (figures + overrides)
     train_seconds = time.time() - t0
     per_rank = gather_object([counts["examples"]])  # every process takes part; rank order
     adapter_dir, metrics = training.save_adapter(

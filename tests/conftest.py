@@ -22,3 +22,11 @@ def tiny_tokenizer():
     from utils.modeling import load_tokenizer
 
     return load_tokenizer(str(TINY_MODEL_DIR))
+
+
+@pytest.fixture(autouse=True)
+def no_saved_settings(monkeypatch, tmp_path_factory):
+    """The notebooks' saved settings (outputs/settings.json, written by a 設定のセル) never leak into a test."""
+    from utils import config
+
+    monkeypatch.setattr(config, "SETTINGS_PATH_FOR_TESTS", tmp_path_factory.mktemp("settings") / "settings.json")

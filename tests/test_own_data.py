@@ -8,7 +8,7 @@ import json
 import pytest
 
 from utils.config import ConfigError, get_config
-from utils.data import DataFormatError, clean_summarization, load_dolly, read_records, split_records
+from utils.data import DataFormatError, clean_summarization, load_dolly, read_records, split_of, split_records
 
 
 def own_records(n: int) -> list[dict]:
@@ -46,6 +46,27 @@ def test_index_from_content_does_not_depend_on_row_order(tmp_path):
     a = read_records(write_csv(tmp_path / "a.csv", rows))
     b = read_records(write_csv(tmp_path / "b.csv", rows[::-1]))
     assert sorted(r["index"] for r in a) == sorted(r["index"] for r in b)
+
+
+def test_a_repeated_passage_without_index_is_dropped_with_a_reason_not_refused(clean_env, tmp_path):
+    """The same instruction + passage twice (two references for one passage) and a pasted duplicate row, in a CSV
+    without an index column: no error about a column the participant never wrote; unique, order-independent
+    indices; all rows of the passage in one split; the duplicate rule keeps one and reports the others."""
+    rows = own_records(80)
+    repeated = dict(rows[5], output="同じ本文に、別の人が書いた 2 つ目の要約。")
+    path = write_csv(tmp_path / "mine.csv", rows + [repeated, dict(rows[5])])
+    records, _ = load_dolly(get_config("cpu", data_path=str(path)), verbose=False)  # as 02 reads it
+    indices = [r["index"] for r in records]
+    assert len(set(indices)) == len(indices) == 82
+    passage = [r for r in records if r["input"] == rows[5]["input"]]
+    assert len(passage) == 3 and len({split_of(r["index"]) for r in passage}) == 1  # one split for the passage
+    kept, report = clean_summarization(records)
+    assert report.kept == 80 and dict(report.rows())["dropped: duplicate input text"] == 2
+    # another row order gives the same indices, the same kept row and the same splits
+    shuffled = write_csv(tmp_path / "shuffled.csv", [dict(rows[5])] + rows[::-1] + [repeated])
+    again, _ = load_dolly(get_config("cpu", data_path=str(shuffled)), verbose=False)
+    assert sorted(r["index"] for r in again) == sorted(indices)
+    assert {r["index"] for r in clean_summarization(again)[0]} == {r["index"] for r in kept}
 
 
 def test_jsonl_gz_with_category_uses_the_profile_s_category(clean_env, tmp_path, capsys):

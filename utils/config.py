@@ -78,6 +78,10 @@ class WorkshopConfig:
     lr_scheduler_type: str = "cosine"
     gradient_checkpointing: bool = True  # trades compute for memory; needed for 7B on a 16 GB GPU
     eval_steps: int = 20  # validation loss every N optimizer steps
+    # Trainer checkpoints under <run_dir>/trainer/, resumed automatically when the settings match (a disconnect or a
+    # killed kernel loses at most this much work): "steps" every save_steps updates, or "epoch"
+    save_strategy: str = "steps"
+    save_steps: int = 10  # gpu: 10 updates of 16 sequences, about 5 min on a T4 by 04's estimate
     logging_steps: int = 5
     seed: int = 42
     report_to: str = "none"  # experiment tracking: none / trackio / mlflow / wandb / tensorboard (README: 実験管理)
@@ -120,7 +124,7 @@ class WorkshopConfig:
             ("device", self.device),
             ("dtype", dtype + (" (4-bit NF4 weights)" if self.load_in_4bit else "")),
             ("data", (f"{self.data_path} (category {self.task_category!r})" if self.data_path
-                      else "Hub (bundled snapshot offline)")),
+                      else "Hub (オフラインなら同梱のスナップショット)")),
             ("train / test records", f"{train} / {self.n_test}"),
             ("max_length / max_new_tokens", f"{self.max_length} / {self.max_new_tokens}"),
             ("generation", "greedy" + (f", repetition_penalty {self.repetition_penalty:g}" if self.repetition_penalty != 1.0 else "")),
@@ -128,6 +132,7 @@ class WorkshopConfig:
             ("lr / epochs", f"{self.learning_rate:g} / {self.num_train_epochs:g}"),
             ("batch x accumulation", f"{self.per_device_train_batch_size} x {self.gradient_accumulation_steps}"),
             ("report_to", self.report_to),
+            ("settings (設定のセル)", ", ".join(f"{k}={v!r}" for k, v in saved_settings().items()) or "なし"),
             ("adapter (05)", self.adapter or f"{self.run_dir / 'adapter'} (04 で学習したもの)"),
             ("output_dir", str(self.run_dir)),
         ]
@@ -185,6 +190,7 @@ _PROFILE_DEFAULTS: dict[str, dict[str, object]] = {
         gradient_checkpointing=False,
         eval_steps=16,
         logging_steps=4,
+        save_strategy="epoch",  # two checkpoints in the cpu run (the resume drill in tests/test_resume.py uses them)
     ),
 }
 
@@ -210,9 +216,9 @@ def profile_settings(profile: str) -> dict[str, object]:
     return dict(_PROFILE_DEFAULTS[profile])
 
 
-def _parse(name: str, raw: str, annotation: str):
-    """Convert an environment string to the field's type, or say clearly what is wrong."""
-    env = f"WORKSHOP_{name.upper()}"
+def _parse(name: str, raw: str, annotation: str, where: str | None = None):
+    """Convert an environment string (or a settings value, as text) to the field's type, or say clearly what is wrong."""
+    env = where or f"環境変数 WORKSHOP_{name.upper()}"
     try:
         if "bool" in annotation:
             low = raw.strip().lower()
@@ -242,8 +248,9 @@ def _parse(name: str, raw: str, annotation: str):
             return Path(raw).expanduser().resolve()
         return raw
     except ValueError as err:
-        raise ConfigError(f"環境変数 {env}={raw!r} を解釈できません ({annotation}: {err})。"
-                          f"値を直すか、unset {env} で既定値に戻してください。") from None
+        undo = f"unset WORKSHOP_{name.upper()}" if where is None else "その項目を SETTINGS から消す"
+        raise ConfigError(f"{env}={raw!r} を解釈できません ({annotation}: {err})。"
+                          f"値を直すか、{undo}と既定値に戻ります。") from None
 
 
 def sharded_launch() -> str | None:
@@ -291,8 +298,82 @@ def _cuda_unusable() -> str | None:
     return cuda_unusable_message(driver, torch.__version__, torch.version.cuda)
 
 
+# --- settings changed from inside JupyterLab ------------------------------------------------------------------
+# Each notebook's 設定のセル calls use_settings(SETTINGS): one JSON file that every notebook, scripts/train.py and
+# make workshop read, so that 03 and 05 use the n_test that 04 trained beside, without a terminal or a restart.
+NOT_IN_SETTINGS = ("profile", "output_dir")  # the profile picks the defaults; the file lives in the output folder
+SETTINGS_PATH_FOR_TESTS: Path | None = None  # tests point this elsewhere (a developer's own file must not leak in)
+
+
+def settings_path() -> Path:
+    """<output folder>/settings.json; the output folder from WORKSHOP_OUTPUT_DIR (hosted runtimes: Drive) or outputs/."""
+    if SETTINGS_PATH_FOR_TESTS is not None:
+        return SETTINGS_PATH_FOR_TESTS
+    root = os.environ.get("WORKSHOP_OUTPUT_DIR")
+    return (Path(root).expanduser() if root else PROJECT_ROOT / "outputs") / "settings.json"
+
+
+def _settings_values(settings: dict) -> dict:
+    """The settings as field values, each parsed and checked like an environment variable (one validation path)."""
+    fields = {f.name: str(f.type).replace("typing.", "") for f in dataclasses.fields(WorkshopConfig)}
+    out = {}
+    for name, value in settings.items():
+        if name not in fields or name in NOT_IN_SETTINGS:
+            why = ("プロファイルと出力先は環境変数 (WORKSHOP_PROFILE, WORKSHOP_OUTPUT_DIR) で選びます" if name in NOT_IN_SETTINGS
+                   else f"使える項目: {', '.join(n for n in fields if n not in NOT_IN_SETTINGS)}")
+            raise ConfigError(f"SETTINGS の {name!r} は設定できる項目ではありません ({why})。")
+        text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else ("none" if value is None else str(value))
+        out[name] = _parse(name, text, fields[name], where=f"SETTINGS[{name!r}]")
+    return out
+
+
+def saved_settings() -> dict:
+    """The settings saved by a notebook's 設定のセル ({} when there are none)."""
+    import json
+
+    path = settings_path()
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ConfigError(f"{path} を JSON として読めません ({err})。ノートブックの設定のセルを SETTINGS = {{}} で実行すると消せます。") from None
+    return data if isinstance(data, dict) else {}
+
+
+def use_settings(settings: dict | None) -> dict:
+    """A notebook's 設定のセル: None keeps what is saved; a dict is checked, then saved for every notebook (``{}``
+    removes the file). Returns what get_config() will now apply. Precedence: profile < this file < WORKSHOP_* < keywords."""
+    import json
+
+    path = settings_path()
+    if settings is None:
+        current = saved_settings()
+    elif not settings:
+        path.unlink(missing_ok=True)
+        current = {}
+    else:
+        _settings_values(settings)  # refuse unknown fields and unparsable values before writing anything
+        before = path.read_text(encoding="utf-8") if path.is_file() else None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings, ensure_ascii=False, indent=1), encoding="utf-8")
+        try:
+            get_config()  # the whole config must still be valid (e.g. max_cut_fraction within (0, 1])
+        except ConfigError:
+            if before is None:
+                path.unlink()
+            else:
+                path.write_text(before, encoding="utf-8")
+            raise
+        current = dict(settings)
+    shown = ", ".join(f"{k}={v!r}" for k, v in current.items()) or "なし (プロファイルの既定値と環境変数)"
+    print(f"変更した設定: {shown}" + (f"  ({path} に保存。01〜05 と make workshop が同じ値を使います)" if current else ""))
+    return current
+
+
 def get_config(profile: str | None = None, **overrides) -> WorkshopConfig:
-    """The profile's config with ``WORKSHOP_*`` environment overrides, then keyword overrides."""
+    """The profile's config with the notebooks' saved settings (``use_settings``), then ``WORKSHOP_*`` environment
+    overrides, then keyword overrides."""
     requested = (profile or os.environ.get("WORKSHOP_PROFILE", "auto")).strip().lower()
     if requested not in PROFILES + ("auto",):
         raise ConfigError(f"WORKSHOP_PROFILE={requested!r} は未知のプロファイルです。"
@@ -310,7 +391,7 @@ def get_config(profile: str | None = None, **overrides) -> WorkshopConfig:
     elif requested == "auto":
         requested = "gpu"
 
-    values: dict[str, object] = {"profile": requested, **_PROFILE_DEFAULTS[requested]}
+    values: dict[str, object] = {"profile": requested, **_PROFILE_DEFAULTS[requested], **_settings_values(saved_settings())}
     for f in dataclasses.fields(WorkshopConfig):
         if f.name == "profile":
             continue
@@ -364,6 +445,9 @@ def _validate(cfg: WorkshopConfig) -> None:
     if cfg.report_to not in REPORT_TO_CHOICES:
         raise ConfigError(f"report_to={cfg.report_to!r}: {' / '.join(REPORT_TO_CHOICES)} のいずれかにしてください "
                           "(none 以外は別途パッケージが必要です。README「実験管理」)。")
+    if cfg.save_strategy not in ("steps", "epoch", "no"):
+        raise ConfigError(f"save_strategy={cfg.save_strategy!r}: steps / epoch / no のいずれかにしてください "
+                          "(no にすると、切断や停止のあとに途中から再開できません)。")
     if cfg.lora_alpha <= 0 or cfg.lora_r <= 0:
         raise ConfigError("lora_r と lora_alpha は正の整数にしてください。")
     if not 0 <= cfg.lora_dropout < 1:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +66,7 @@ def read_records(path: str | Path, allow_empty: bool = False) -> list[dict]:
     if not rows and not allow_empty:
         raise DataFormatError(f"{path}: レコードが 1 件もありません。1 行に 1 レコードを書いてください "
                               f"(必須: {', '.join(REQUIRED_FIELDS)})。")
-    records = [_normalise(obj) for _, obj in rows]
+    records = _unique_derived_indices([_normalise(obj) for _, obj in rows])
     seen: dict[str, int] = {}
     for (lineno, _), rec in zip(rows, records):
         if rec["index"] in seen:
@@ -79,9 +80,35 @@ def read_records(path: str | Path, allow_empty: bool = False) -> list[dict]:
 def _normalise(obj: dict) -> dict:
     rec = {k: ("" if obj.get(k) is None else str(obj[k])) for k in FIELDS}
     if not rec["index"].strip():
-        digest = hashlib.sha256(f"{rec['instruction']}\x00{rec['input']}".encode()).hexdigest()
-        rec["index"] = f"h{digest[:12]}"
+        rec["index"] = _passage_index(rec)
     return rec
+
+
+# A derived index: "h" + 12 hex digits of the instruction + passage, and "~..." when that passage occurs more than once.
+_DERIVED = re.compile(r"^(h[0-9a-f]{12})(?:~[0-9a-f]+(?:~\d+)?)?$")
+
+
+def _passage_index(rec: dict) -> str:
+    return "h" + hashlib.sha256(f"{rec['instruction']}\x00{rec['input']}".encode()).hexdigest()[:12]
+
+
+def _unique_derived_indices(records: list[dict]) -> list[dict]:
+    """A file without an ``index`` column may hold the same instruction + passage twice (two references for one
+    passage, or a pasted duplicate). Each such row gets the passage's index plus a suffix from its own summary
+    (plus a counter for identical rows), so every index is unique and none depends on the row order; the split
+    hashes the passage part only (``split_of``), so all rows of one passage land in the same split, and the
+    duplicate rule of ``clean_summarization`` then keeps one of them and reports the others."""
+    derived = [r for r in records if _DERIVED.match(r["index"]) and r["index"] == _passage_index(r)]
+    counts: dict[str, int] = {}
+    for rec in derived:
+        counts[rec["index"]] = counts.get(rec["index"], 0) + 1
+    used: dict[str, int] = {}
+    for rec in derived:
+        if counts[rec["index"]] > 1:
+            index = f"{rec['index']}~{hashlib.sha256(rec['output'].encode()).hexdigest()[:8]}"
+            used[index] = used.get(index, 0) + 1
+            rec["index"] = index if used[index] == 1 else f"{index}~{used[index]}"
+    return records
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -242,8 +269,10 @@ def clean_summarization(records: list[dict], category: str = TASK_CATEGORY) -> t
 # Split
 # ---------------------------------------------------------------------------------------------
 def split_of(index: str) -> str:
-    """The split of one record, from its stable ``index`` alone."""
-    digest = hashlib.sha256(f"{SPLIT_SEED}:{index}".encode()).digest()
+    """The split of one record, from its stable ``index`` alone (a derived index by its passage part: the rows of one
+    repeated passage share a split)."""
+    derived = _DERIVED.match(index)
+    digest = hashlib.sha256(f"{SPLIT_SEED}:{derived.group(1) if derived else index}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     if u < TEST_FRACTION:
         return "test"

@@ -305,9 +305,9 @@ def check_remote_access() -> Check:
     ssh = os.environ.get("SSH_CONNECTION", "").split()
     if len(ssh) == 4:
         return Check("JupyterLab への接続", "ok",
-                     f"SSH で接続しています (サーバー {ssh[2]})。`make lab` が、ノート PC で実行する SSH のポート転送の"
+                     f"SSH で接続しています (サーバー {ssh[2]})。make lab が、ノート PC で実行する SSH のポート転送の"
                      "コマンドと URL を表示します (JupyterLab は localhost だけで待ち受けます)")
-    return Check("JupyterLab への接続", "ok", "このマシンのブラウザで開きます (`make lab`、localhost のみ)")
+    return Check("JupyterLab への接続", "ok", "このマシンのブラウザで開きます (make lab、localhost のみ)")
 
 
 def target_profile(driver: str | None, torch) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import WorkshopConfig
+from .config import WorkshopConfig, looks_local
 from .prompt import fit_records, to_prompt_completion
 
 
@@ -35,7 +35,7 @@ def lora_model(model, cfg: WorkshopConfig):
 
 
 def sft_config(cfg: WorkshopConfig, output_dir: str | Path, **overrides):
-    """SFTConfig for TRL 1.x: completion-only loss, explicit precision, no checkpoints on disk."""
+    """SFTConfig for TRL 1.x: completion-only loss, explicit precision, checkpoints as the profile says."""
     import torch
     from trl import SFTConfig
 
@@ -70,7 +70,10 @@ def sft_config(cfg: WorkshopConfig, output_dir: str | Path, **overrides):
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         include_num_input_tokens_seen="non_padding",
-        save_strategy="no",  # save_adapter() saves the adapter at the end
+        # checkpoints to resume from after a disconnect (train() resumes them); save_adapter() saves the final adapter
+        save_strategy=cfg.save_strategy,
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
         # several processes without a GPU: only with use_cpu does a launch (torchrun) become CPU DDP over
         # gloo (accelerate's MULTI_CPU) instead of independent single-process runs that never meet
         use_cpu=not on_gpu and world_size() > 1,
@@ -238,3 +241,139 @@ def save_adapter(trainer, cfg: WorkshopConfig, train_seconds: float, peak_memory
     if trainer.is_world_process_zero():
         (cfg.run_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=1))
     return adapter_dir, metrics
+
+
+class TrainingOutOfMemory(RuntimeError):
+    """The GPU ran out of memory during training; the message gives the figures and the overrides that keep the
+    effective batch."""
+
+
+def out_of_memory_message(cfg: WorkshopConfig, args, error: Exception) -> str:
+    """Japanese: what ran out (the GPU's total / reserved / peak), the settings, and the exact overrides that halve
+    the memory per step while keeping the effective batch (batch / 2, accumulation x 2)."""
+    import torch
+
+    batch, accumulation = args.per_device_train_batch_size, args.gradient_accumulation_steps
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+        gib = 2**30
+        where = (f"GPU: {props.name} {props.total_memory / gib:.1f} GiB、確保済み {torch.cuda.memory_reserved() / gib:.1f} GiB "
+                 f"(ピーク {torch.cuda.max_memory_reserved() / gib:.1f} GiB)")
+    else:
+        where = "GPU なし"
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    lines = [f"学習中にメモリが足りなくなりました ({type(error).__name__}: {first[:160]})。",
+             f"{where}。設定: バッチ {batch} × 勾配累積 {accumulation} = 実効バッチ {batch * accumulation} 件/更新 "
+             f"(プロセスあたり)、max_length {cfg.max_length}、gradient checkpointing {'あり' if cfg.gradient_checkpointing else 'なし'}。"]
+    if batch > 1:
+        lines += ["実効バッチ (学習の結果を左右する値) を変えずに、1 回に GPU に載せる量を半分にするには、JupyterLab を起動する前に:",
+                  f"  export WORKSHOP_PER_DEVICE_TRAIN_BATCH_SIZE={batch // 2}",
+                  f"  export WORKSHOP_GRADIENT_ACCUMULATION_STEPS={accumulation * 2}",
+                  f"  ({batch // 2} × {accumulation * 2} = {batch // 2 * accumulation * 2} 件/更新"
+                  + ("" if batch % 2 == 0 else f"。バッチ {batch} は奇数なので、実効バッチは {batch * accumulation} から少し変わります") + ")"]
+    else:
+        lines += [f"バッチはもう 1 です。1 件のトークン数を減らしてください: export WORKSHOP_MAX_LENGTH={max(128, cfg.max_length * 3 // 4)}"
+                  + ("" if cfg.gradient_checkpointing else "、または export WORKSHOP_GRADIENT_CHECKPOINTING=true")]
+    lines.append("設定を変えたら、カーネルを再起動して 04 を最初から実行してください (学習を自動でやり直すことはしません: "
+                 "途中まで学習した LoRA の重みが残っているかもしれず、やり直しの結果が設定どおりか分からなくなるため)。"
+                 "間に合わないときは講師のアダプタで 05 に進めます (WORKSHOP_ADAPTER)。")
+    return "\n".join(lines)
+
+
+# The settings a checkpoint must share with the current run to be resumed (the rest -- n_test, generation, report_to --
+# does not change what the training steps compute).
+RESUME_FIELDS = ("base_model", "data_path", "task_category", "load_in_4bit", "compute_dtype", "max_length", "max_cut_fraction",
+                 "n_train", "n_val", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "learning_rate",
+                 "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "warmup_steps",
+                 "lr_scheduler_type", "gradient_checkpointing", "seed")
+SETTINGS_FILE = "workshop_settings.json"
+
+
+class CheckpointMismatch(RuntimeError):
+    """A checkpoint from other settings: resuming it would train a mix of two recipes."""
+
+
+def resume_settings(cfg: WorkshopConfig) -> dict:
+    from pathlib import Path as _Path
+
+    values = {}
+    for name in RESUME_FIELDS:
+        value = getattr(cfg, name)
+        if isinstance(value, tuple):
+            value = list(value)
+        elif name == "base_model" and looks_local(value):
+            value = _Path(value).name  # the same bundled model from another checkout (e.g. a hosted runtime's clone)
+        values[name] = value
+    values["world_size"] = world_size()
+    return values
+
+
+def checkpoint_to_resume(trainer, cfg: WorkshopConfig) -> str | None:
+    """The latest checkpoint under the Trainer's output_dir if its settings are this run's; None when there is none.
+    A checkpoint from other settings stops with the fields that differ and how to start over."""
+    import json
+
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = Path(trainer.args.output_dir)
+    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if last is None:
+        return None
+    saved_file = Path(last) / SETTINGS_FILE
+    saved = json.loads(saved_file.read_text(encoding="utf-8")) if saved_file.is_file() else {}
+    now = resume_settings(cfg)
+    differ = [name for name in now if saved.get(name) != now[name]]
+    if differ:
+        details = "、".join(f"{name}: チェックポイント {saved.get(name, '記録なし')!r} → 今 {now[name]!r}" for name in differ)
+        raise CheckpointMismatch(
+            f"{last} は別の設定で学習した途中経過なので、続きから再開できません ({details})。\n"
+            f"前の設定のまま続けるなら設定を元に戻してください。今の設定で最初から学習し直すなら、チェックポイントを消してから "
+            f"もう一度実行してください: rm -rf {folder}/checkpoint-*")
+    return last
+
+
+def settings_callback(cfg: WorkshopConfig):
+    """A TrainerCallback that writes the run's RESUME_FIELDS next to each checkpoint (what checkpoint_to_resume compares)."""
+    import json
+
+    from transformers import TrainerCallback
+
+    settings = resume_settings(cfg)
+
+    class SaveSettings(TrainerCallback):
+        workshop_settings = True
+
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and folder.is_dir():
+                (folder / SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False, indent=1), encoding="utf-8")
+            return control
+
+    return SaveSettings()
+
+
+def train(trainer, cfg: WorkshopConfig, **kwargs):
+    """``trainer.train(**kwargs)``, resuming the latest checkpoint of the same settings (after a disconnect, a killed
+    kernel or a preempted VM: the Trainer restores the weights, optimizer, scheduler, RNG states and the position in
+    the data); an out-of-memory error becomes ``TrainingOutOfMemory`` with the figures and the fix (a raw
+    ``torch.OutOfMemoryError`` names neither the settings nor the overrides)."""
+    import torch
+
+    if not any(getattr(cb, "workshop_settings", False) for cb in trainer.callback_handler.callbacks):
+        trainer.add_callback(settings_callback(cfg))
+    if "resume_from_checkpoint" not in kwargs:
+        last = checkpoint_to_resume(trainer, cfg)
+        if last is not None:
+            if is_main_process():
+                print(f"前回の途中経過 {last} から学習を再開します (同じ設定のチェックポイント)。最初からやり直すには、"
+                      f"止めてから rm -rf {Path(trainer.args.output_dir)}/checkpoint-* を実行してください。", flush=True)
+            kwargs["resume_from_checkpoint"] = last
+    trainer.resumed_from = kwargs.get("resume_from_checkpoint")  # 04 says so beside its timing figures
+    try:
+        return trainer.train(**kwargs)
+    except torch.OutOfMemoryError as err:
+        message = out_of_memory_message(cfg, trainer.args, err)
+        del err  # drop the frames that hold the activations
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        raise TrainingOutOfMemory(message) from None
