@@ -8,8 +8,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: setup preflight workshop test check-gpu benchmark lab tiny-model clean-outputs
+.PHONY: setup preflight workshop test browser-test check-gpu benchmark lab tiny-model clean-outputs
 
 setup: $(STAMP)
 
@@ -33,10 +34,20 @@ workshop: setup
 
 # Unit tests, then nbmake over every notebook in order, offline in the cpu profile; then the guard that the
 # notebooks' own results.json shows content learning (scripts/check_results.py), not just format.
-test: setup
+# Test-only tools (Playwright for tests/test_browser.py, which drives Debian's chromium: apt-get install chromium).
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" ; test $${PIPESTATUS[0]} -eq 0
+	touch $(DEV_STAMP)
+
+test: setup $(DEV_STAMP)
 	start=$$(date +%s); \
 	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=cpu $(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=1200 -p no:cacheprovider --durations=8 \
 	&& $(BIN)/python scripts/check_results.py outputs/cpu/results.json --since $$start
+
+# 01, 02 and 04 run through JupyterLab's UI in headless Chromium ("Restart Kernel and Run All Cells"): errors,
+# widgets, images, popups, the kernel; screenshots and browser_check.json under outputs/browser/ (several minutes).
+browser-test: setup $(DEV_STAMP)
+	$(BIN)/python scripts/browser_check.py --out outputs/browser
 
 # GPU VM preflight: every notebook in the gpu profile (4-bit NF4, bf16/fp16, CUDA) with the bundled tiny model, offline.
 check-gpu: setup

@@ -76,10 +76,30 @@ def instructions(port: int, token: str, requested: int, server: tuple[str, str] 
     return "\n".join(lines)
 
 
-def jupyter_command(port: int, token: str, remote: bool) -> list[str]:
-    cmd = [str(Path(sys.executable).parent / "jupyter"), "lab", str(ROOT / "notebooks"),
+# JupyterLab settings of this venv (share/jupyter/lab/settings/overrides.json): no "get notified about official
+# Jupyter news?" popup over the first notebook (it would also make a request to a website).
+LAB_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false"}}
+
+
+def ensure_lab_settings(prefix: Path = Path(sys.prefix)) -> Path:
+    """Merge LAB_OVERRIDES into the venv's JupyterLab overrides.json (the participant's own settings still win)."""
+    import json
+
+    path = prefix / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    merged = {**current, **{plugin: {**current.get(plugin, {}), **values} for plugin, values in LAB_OVERRIDES.items()}}
+    if merged != current:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def jupyter_command(port: int, token: str, remote: bool, expose_app: bool = False, root: Path = ROOT / "notebooks") -> list[str]:
+    cmd = [str(Path(sys.executable).parent / "jupyter"), "lab", str(root),
            f"--ServerApp.ip={HOST}", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
            f"--IdentityProvider.token={token}"]
+    if expose_app:
+        cmd.append("--LabApp.expose_app_in_browser=True")  # scripts/browser_check.py drives the app's commands
     if remote:
         cmd.append("--no-browser")  # no browser on the VM; the laptop opens the URL through the tunnel
     if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -92,16 +112,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=int(os.environ.get("WORKSHOP_LAB_PORT", FIRST_PORT)),
                     help=f"first port to try (default {FIRST_PORT}; the next free one is used if it is taken)")
     ap.add_argument("--dry-run", action="store_true", help="print the instructions and the command, start nothing")
+    ap.add_argument("--expose-app", action="store_true", help=argparse.SUPPRESS)  # for scripts/browser_check.py
+    ap.add_argument("--no-browser", action="store_true", help="do not open a browser on this machine")
+    ap.add_argument("--root", type=Path, default=ROOT / "notebooks", help=argparse.SUPPRESS)  # browser_check: copies
     args = ap.parse_args(argv)
 
     port = free_port(args.port)
     token = secrets.token_hex(24)
     server = ssh_server()
     print(instructions(port, token, args.port, server, getpass.getuser()), flush=True)
-    cmd = jupyter_command(port, token, remote=server is not None)
+    cmd = jupyter_command(port, token, remote=server is not None or args.no_browser, expose_app=args.expose_app,
+                          root=args.root)
     if args.dry_run:
         print("\n--dry-run: " + shlex.join(cmd))
         return 0
+    ensure_lab_settings()
     os.execv(cmd[0], cmd)  # the server replaces this process: Ctrl+C stops it as usual
     return 0
 

@@ -97,3 +97,19 @@ def test_the_real_server_answers_on_localhost_with_the_token_only(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_lab_settings_turn_off_the_news_popup_and_keep_the_participants_own(tmp_path):
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("lab", SCRIPT)
+    lab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lab)
+    path = tmp_path / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"}}))
+    assert lab.ensure_lab_settings(tmp_path) == path
+    settings = json.loads(path.read_text())
+    assert settings["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    assert settings["@jupyterlab/apputils-extension:themes"] == {"theme": "JupyterLab Dark"}
