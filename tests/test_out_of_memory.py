@@ -44,6 +44,7 @@ def test_oom_names_the_settings_and_the_overrides_that_keep_the_effective_batch(
     assert "バッチ 4 × 勾配累積 2 = 実効バッチ 8" in text and "max_length 256" in text
     assert "export WORKSHOP_PER_DEVICE_TRAIN_BATCH_SIZE=2" in text and "export WORKSHOP_GRADIENT_ACCUMULATION_STEPS=4" in text
     assert "2 × 4 = 8 件/更新" in text
+    assert 'SETTINGS = {"per_device_train_batch_size": 2, "gradient_accumulation_steps": 4}' in text  # inside JupyterLab
     assert err.value.__cause__ is None  # short: no chained CUDA traceback in the notebook
 
     # the advice works: batch 2 x accumulation 4 fits under the faked limit and trains the same effective batch

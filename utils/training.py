@@ -266,7 +266,9 @@ def out_of_memory_message(cfg: WorkshopConfig, args, error: Exception) -> str:
              f"{where}。設定: バッチ {batch} × 勾配累積 {accumulation} = 実効バッチ {batch * accumulation} 件/更新 "
              f"(プロセスあたり)、max_length {cfg.max_length}、gradient checkpointing {'あり' if cfg.gradient_checkpointing else 'なし'}。"]
     if batch > 1:
-        lines += ["実効バッチ (学習の結果を左右する値) を変えずに、1 回に GPU に載せる量を半分にするには、JupyterLab を起動する前に:",
+        lines += ["実効バッチ (学習の結果を左右する値) を変えずに、1 回に GPU に載せる量を半分にするには、04 の 1 節の設定のセルを "
+                  f"SETTINGS = {{\"per_device_train_batch_size\": {batch // 2}, \"gradient_accumulation_steps\": {accumulation * 2}}} "
+                  "にするか、JupyterLab を起動する前のターミナルで:",
                   f"  export WORKSHOP_PER_DEVICE_TRAIN_BATCH_SIZE={batch // 2}",
                   f"  export WORKSHOP_GRADIENT_ACCUMULATION_STEPS={accumulation * 2}",
                   f"  ({batch // 2} × {accumulation * 2} = {batch // 2 * accumulation * 2} 件/更新"
