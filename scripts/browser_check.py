@@ -152,6 +152,11 @@ def check_notebook(page, base: str, token: str, name: str, out: Path, timeout: f
     return findings
 
 
+def summary(result: dict) -> dict:
+    """A result without its page text (kept for the tests' checks, too long to print or store)."""
+    return {k: v for k, v in result.items() if k != "page_text"}
+
+
 def run(notebooks: list[str], out: Path, port: int = 18960, timeout: float = 900) -> list[dict]:
     """Start the project's JupyterLab, run each notebook through its UI in headless Chromium, return the findings."""
     from playwright.sync_api import sync_playwright
@@ -172,7 +177,7 @@ def run(notebooks: list[str], out: Path, port: int = 18960, timeout: float = 900
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             for name in notebooks:
                 results.append(check_notebook(page, base, token, name, out, timeout))
-                print(json.dumps({k: v for k, v in results[-1].items() if k != "page_text"}, ensure_ascii=False), flush=True)
+                print(json.dumps(summary(results[-1]), ensure_ascii=False), flush=True)
             browser.close()
     finally:
         proc.terminate()
@@ -190,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     results = run(args.notebooks, args.out, args.port, args.timeout)
     out = args.out.resolve()
-    (out / "browser_check.json").write_text(json.dumps([{k: v for k, v in r.items() if k != "page_text"} for r in results],
-                                                       ensure_ascii=False, indent=1), encoding="utf-8")
+    (out / "browser_check.json").write_text(json.dumps([summary(r) for r in results], ensure_ascii=False, indent=1),
+                                            encoding="utf-8")
     return 0 if all(r["ok"] for r in results) else 1
 
 

@@ -22,6 +22,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from utils.preflight import ssh_server  # noqa: E402 - the one reading of SSH_CONNECTION (the preflight's row uses it too)
+
 HOST = "127.0.0.1"  # never 0.0.0.0: reach it through SSH port forwarding instead
 FIRST_PORT = 8888
 
@@ -41,12 +44,6 @@ def free_port(start: int = FIRST_PORT, tries: int = 50) -> int:
             return port
     raise SystemExit(f"ポート {start}〜{start + tries - 1} がすべて使われています。使っていない Jupyter を止めてください "
                      "(`.venv/bin/jupyter server list` で一覧、`.venv/bin/jupyter server stop <ポート>` で停止)。")
-
-
-def ssh_server() -> tuple[str, str] | None:
-    """(address, ssh port) of the VM as the SSH client reached it (SSH_CONNECTION = client_ip client_port server_ip server_port)."""
-    parts = os.environ.get("SSH_CONNECTION", "").split()
-    return (parts[2], parts[3]) if len(parts) == 4 else None
 
 
 def instructions(port: int, token: str, requested: int, server: tuple[str, str] | None, user: str) -> str:

@@ -98,15 +98,13 @@ def _unique_derived_indices(records: list[dict]) -> list[dict]:
     (plus a counter for identical rows), so every index is unique and none depends on the row order; the split
     hashes the passage part only (``split_of``), so all rows of one passage land in the same split, and the
     duplicate rule of ``clean_summarization`` then keeps one of them and reports the others."""
-    derived = [r for r in records if _DERIVED.match(r["index"]) and r["index"] == _passage_index(r)]
-    counts: dict[str, int] = {}
-    for rec in derived:
-        counts[rec["index"]] = counts.get(rec["index"], 0) + 1
-    used: dict[str, int] = {}
+    derived = [r for r in records if r["index"] == _passage_index(r)]
+    counts = Counter(r["index"] for r in derived)
+    used: Counter = Counter()
     for rec in derived:
         if counts[rec["index"]] > 1:
             index = f"{rec['index']}~{hashlib.sha256(rec['output'].encode()).hexdigest()[:8]}"
-            used[index] = used.get(index, 0) + 1
+            used[index] += 1
             rec["index"] = index if used[index] == 1 else f"{index}~{used[index]}"
     return records
 

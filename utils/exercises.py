@@ -278,7 +278,7 @@ def _copied_from(answer: str, reference: str, passage: str | None) -> str | None
         return bool(b.strip()) and (a.strip() == b.strip() or ja_rouge([a], [b])["rougeL"] >= COPY_ROUGE_L)
 
     if same(answer, reference):
-        return ("参照要約をほぼそのまま写しています (ROUGE-L が 90 以上)。この演習は、本文を読んで自分の言葉で要約したとき "
+        return (f"参照要約をほぼそのまま写しています (ROUGE-L が {COPY_ROUGE_L:g} 以上)。この演習は、本文を読んで自分の言葉で要約したとき "
                 "ROUGE が何点になるかを見るものです。参照要約を見ずに書き直してから、もう一度実行してください。")
     if passage and same(answer, lead_sentence(passage)):
         return ("本文の 1 文目をそのまま写しています (それは lead ベースラインと同じです)。自分の言葉で書き直してから、"

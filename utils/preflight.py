@@ -300,12 +300,19 @@ def check_hub(target: str) -> list[Check]:
     return rows
 
 
+def ssh_server() -> tuple[str, str] | None:
+    """(address, ssh port) of this machine as the SSH client reached it (SSH_CONNECTION = client_ip client_port
+    server_ip server_port); None when not over SSH. scripts/lab.py prints its tunnel command from this."""
+    parts = os.environ.get("SSH_CONNECTION", "").split()
+    return (parts[2], parts[3]) if len(parts) == 4 else None
+
+
 def check_remote_access() -> Check:
     """How the participant will open JupyterLab: over SSH (port forwarding, printed by `make lab`) or locally."""
-    ssh = os.environ.get("SSH_CONNECTION", "").split()
-    if len(ssh) == 4:
+    ssh = ssh_server()
+    if ssh:
         return Check("JupyterLab への接続", "ok",
-                     f"SSH で接続しています (サーバー {ssh[2]})。make lab が、ノート PC で実行する SSH のポート転送の"
+                     f"SSH で接続しています (サーバー {ssh[0]})。make lab が、ノート PC で実行する SSH のポート転送の"
                      "コマンドと URL を表示します (JupyterLab は localhost だけで待ち受けます)")
     return Check("JupyterLab への接続", "ok", "このマシンのブラウザで開きます (make lab、localhost のみ)")
 

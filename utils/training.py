@@ -120,6 +120,7 @@ def sft_trainer(model, args, cfg: WorkshopConfig, **kwargs):
     fp16 the adapter goes back to fp32 master weights, as fp16 mixed precision expects; autocast
     still runs its matmuls in fp16. Confirmed on CPU (dtypes); the CUDA step itself needs a GPU run.
     """
+    import datasets
     import torch
     from transformers.utils import is_triton_available
     from trl import SFTTrainer
@@ -130,8 +131,6 @@ def sft_trainer(model, args, cfg: WorkshopConfig, **kwargs):
         # TRL's loss runs Triton kernels on CUDA (the same test as trl/kernels/chunked_logprob.py's _use_triton),
         # and Triton compiles a C module at the first step: fail here, with the apt command, not at step 0
         require_build_tools()
-    import datasets
-
     # TRL tokenizes and truncates the datasets with datasets.map, each with a progress bar ("Truncating train
     # dataset" ...): sft_datasets already fitted every record to max_length, so nothing is cut, and ten bars right
     # after "summaries are never cut" only confuse. The Trainer's own progress bar is not affected.
@@ -296,15 +295,13 @@ class CheckpointMismatch(RuntimeError):
 
 
 def resume_settings(cfg: WorkshopConfig) -> dict:
-    from pathlib import Path as _Path
-
     values = {}
     for name in RESUME_FIELDS:
         value = getattr(cfg, name)
         if isinstance(value, tuple):
             value = list(value)
         elif name == "base_model" and looks_local(value):
-            value = _Path(value).name  # the same bundled model from another checkout (e.g. a hosted runtime's clone)
+            value = Path(value).name  # the same bundled model from another checkout (e.g. a hosted runtime's clone)
         values[name] = value
     values["world_size"] = world_size()
     return values
