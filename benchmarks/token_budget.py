@@ -29,6 +29,25 @@ def gpu_config():
     return WorkshopConfig(profile="gpu", **profile_settings("gpu"))
 
 
+# Japanese Stable LM Base Gamma 7B's config.json (Mistral-7B-v0.1's shape): max_position_embeddings 32768,
+# sliding_window 4096; utils.prompting.context_window takes the smaller, as it would on the GPU.
+GPU_CONTEXT = 4096
+
+
+def kshot_plan(cfg, tokenizer, splits, test_prompts: list[str]) -> dict:
+    """Which k of 03's k-shot arms fit the 7B's context (utils.prompting.plan_shots, the notebook's own rule), and the
+    mean prompt length of each arm: the basis of 03's gpu time estimate."""
+    from utils.data import select
+    from utils.prompting import kshot_prompt, plan_shots, shot_counts
+
+    plans, chosen = plan_shots(select(splits, cfg)["train"], test_prompts, tokenizer, GPU_CONTEXT, cfg.max_new_tokens,
+                               cfg.seed, ks=shot_counts(cfg))
+    mean = lambda prompts: sum(len(tokenizer(p)["input_ids"]) for p in prompts) / len(prompts)  # noqa: E731
+    return {"context": GPU_CONTEXT, "prompt_tokens_mean": {"0-shot": mean(test_prompts)} | {
+                f"{k}-shot": mean([kshot_prompt(shots, p) for p in test_prompts]) for k, shots in chosen.items()},
+            "plans": [{"k": p.k, "fits": p.fits, "total": p.total, "shot_ids": p.shot_ids} for p in plans]}
+
+
 def token_budget(cfg, tokenizer) -> dict:
     """Token statistics of the dolly-ja summarization splits under ``cfg``'s limits, with the training records
     chosen exactly as 04 chooses them (``utils.training.sft_datasets``: max_length and max_cut_fraction)."""
@@ -46,7 +65,8 @@ def token_budget(cfg, tokenizer) -> dict:
     train_ds, _, fit_report = sft_datasets(select(splits, cfg), tokenizer, cfg)  # what 04 trains on
     seq = [len(tokenizer(p["prompt"] + p["completion"] + tokenizer.eos_token)["input_ids"]) for p in train_ds]
     test_fitted, test_report = fit_records(splits["test"][:n_test], tokenizer, cfg.max_length, with_completion=False)
-    test_prompts = [len(tokenizer(to_prompt_completion(r)["prompt"])["input_ids"]) for r in test_fitted]
+    test_prompt_texts = [to_prompt_completion(r)["prompt"] for r in test_fitted]
+    test_prompts = [len(tokenizer(p)["input_ids"]) for p in test_prompt_texts]
     chars = sum(len(r["output"].strip()) for r in splits["train"])
     m = cfg.max_new_tokens
     return {
@@ -68,6 +88,7 @@ def token_budget(cfg, tokenizer) -> dict:
         "test_fit": test_report,
         "test_prompt_tokens_mean": sum(test_prompts) / len(test_prompts),
         "test_prompt_tokens_max": max(test_prompts),
+        "kshot": kshot_plan(cfg, tokenizer, splits, test_prompt_texts),
     }
 
 

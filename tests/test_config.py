@@ -90,6 +90,12 @@ def test_generation_settings_live_in_one_place(clean_env):
     assert set(cfg.generation_kwargs) <= set(inspect.signature(generate).parameters)
 
 
+def test_a_bad_kshot_is_refused_at_config_time(clean_env):
+    clean_env.setenv("WORKSHOP_KSHOT", "0,-1")
+    with pytest.raises(ConfigError, match="kshot"):
+        get_config()
+
+
 def test_unknown_attention_implementation_is_refused(clean_env):
     clean_env.setenv("WORKSHOP_ATTN_IMPLEMENTATION", "flash")
     with pytest.raises(ConfigError, match="sdpa"):

@@ -11,8 +11,10 @@ INPUTS = ["東京は日本の首都です。人口が多い。", "富士山は�
 
 
 def _rows(preds, reasons):
-    return [{"id": str(i), "prompt": f"p{i}", "reference": r, "prediction": p, "finish_reason": f}
-            for i, (r, p, f) in enumerate(zip(REFS, preds, reasons))]
+    from utils.prompt import format_prompt
+
+    return [{"id": str(i), "prompt": format_prompt("要約してください。", INPUTS[i]), "reference": r, "prediction": p,
+             "finish_reason": f} for i, (r, p, f) in enumerate(zip(REFS, preds, reasons))]
 
 
 def test_results_json_has_the_documented_shape_and_reads_a_real_gain(clean_env):
@@ -23,7 +25,7 @@ def test_results_json_has_the_documented_shape_and_reads_a_real_gain(clean_env):
     assert r["n_test"] == 4 and r["train_seconds"] == 12.5
     for k in ("rouge1", "rouge2", "rougeL"):
         m = r["metrics"][k]
-        assert set(m) == {"before", "after", "ci_low", "ci_high", "lead", "shuffled"}
+        assert {"before", "after", "ci_low", "ci_high", "lead", "shuffled"} <= set(m)
         assert m["after"] == pytest.approx(100.0) and m["before"] == 0.0
         assert m["ci_low"] <= m["after"] - m["before"] <= m["ci_high"]
         assert m["shuffled"] < m["after"] - 5  # other records' references score much lower
@@ -31,6 +33,24 @@ def test_results_json_has_the_documented_shape_and_reads_a_real_gain(clean_env):
     assert r["behaviour"]["stop_rate"] == {"before": 0.0, "after": 1.0}
     assert r["behaviour"]["ref_loss"] == {"before": 3.0, "after": 1.0}
     assert r["behaviour"]["length_ratio"]["after"] == 1.0
+    m = r["metrics"]["rougeL"]  # the after - shuffled margin has its own paired CI
+    assert m["margin_ci_low"] <= m["after"] - m["shuffled"] <= m["margin_ci_high"] and m["margin_ci_low"] > 0
+    assert set(r["arms"]) == {"0-shot", "lora"} and r["arms"]["lora"]["rougeL"] == pytest.approx(100.0)
+    assert r["faithfulness"]["planted"]["numbers_flagged"] == 4
+
+
+def test_kshot_arms_are_scored_on_the_same_records_and_compared_with_lora(clean_env):
+    before = _rows(["あ"] * 4, ["length"] * 4)
+    after = _rows(REFS, ["eos"] * 4)
+    one_shot = _rows(["東京は日本の首都です。", "富士山。", "猫。", "大阪。"], ["header"] * 4)
+    r = build_results(get_config(), before, after, INPUTS, [3.0] * 4, [1.0] * 4, None, kshot={"1-shot": one_shot})
+    assert list(r["arms"]) == ["0-shot", "1-shot", "lora"]
+    assert 0 < r["arms"]["1-shot"]["rougeL"] < r["arms"]["lora"]["rougeL"]
+    d = r["lora_vs"]["1-shot"]["rougeL"]
+    assert d["ci_low"] <= d["diff"] <= d["ci_high"] and d["diff"] == pytest.approx(100 - r["arms"]["1-shot"]["rougeL"])
+    assert set(r["faithfulness"]["lora_vs"]) == {"0-shot", "1-shot"}
+    with pytest.raises(ValueError, match="1-shot"):
+        build_results(get_config(), before, after, INPUTS, [1.0] * 4, [1.0] * 4, None, kshot={"1-shot": one_shot[::-1]})
 
 
 def test_mismatched_test_rows_are_refused(clean_env):
@@ -128,7 +148,22 @@ def test_reading_covers_all_three_rouge_variants_and_agrees_with_the_table():
     assert "+3.3 点" in text and "**形式**" in text
     assert "12.5 点届きません" in text and "短すぎます" in text
     content = "\n".join(reading_lines(_full_results(b=13.9, a=24.0, lo=5.0, hi=12.0, lead=29.3, sh=14.0)))
-    assert "10.0 点高く" in content and "**内容** を反映" in content
+    assert "10.0 点高く" in content and "**自分の本文に固有の語**" in content
+
+
+def test_kshot_reading_follows_the_ci():
+    from utils.evaluation import kshot_lines
+
+    arms = {"0-shot": {"rougeL": 11.1}, "1-shot": {"rougeL": 9.9}, "3-shot": {"rougeL": 23.0}, "lora": {"rougeL": 24.2}}
+    results = {"arms": arms, "lora_vs": {"1-shot": {"rougeL": {"ci_low": 10.6, "ci_high": 18.3}},
+                                         "3-shot": {"rougeL": {"ci_low": -1.0, "ci_high": 3.0}}},
+               "kshot_plans": [{"k": 5, "fits": False, "reason": "入りません: 例 5 件 + … > 1024 トークン。"}]}
+    text = "\n".join(kshot_lines(results))
+    assert "LoRA − 1-shot の 95% 信頼区間 [+10.6, +18.3] は 0 を含まず、LoRA が上回ります" in text
+    assert "3-shot の 95% 信頼区間 [-1.0, +3.0] は 0 を含み、この件数では差があるとは言えません" in text
+    assert "5-shot は実行していません。入りません" in text
+    results["lora_vs"]["3-shot"]["rougeL"] = {"ci_low": -6.0, "ci_high": -1.0}
+    assert "0 より下で、3-shot が上回ります" in "\n".join(kshot_lines(results))
 
 
 def test_loops_flags_a_model_going_round_not_a_summary():

@@ -220,3 +220,27 @@ def test_notebook_has_an_exercise(path):
     assignment = [line for line in text[edit].splitlines() if not line.startswith("#")]
     assert len(assignment) == 1 and assignment[0].endswith("= None"), text[edit]
     assert "assert" not in text[check] and "raise" not in text[check]
+
+
+def test_check_invented_finds_what_the_metric_finds():
+    from utils.exercises import CORRECT, UNANSWERED, WRONG, check_invented
+
+    passage = "ジョン・スミスは2005年8月17日に東京で生まれ、2016年6月21日にデビューした。"
+    output = "スミスは2016年6月17日にパリでデビューした。"
+    assert check_invented(None, output, passage).status == UNANSWERED
+    assert check_invented("パリ", output, passage).status == WRONG  # a string, not a list
+    ok = check_invented(["2016年6月17日", "パリ"], output, passage)
+    assert ok.status == CORRECT and ok.expected == ["2016年6月17日", "パリ"]
+    missed = check_invented(["パリ"], output, passage)
+    assert missed.status == WRONG and "見落とし" in missed.message and "2016年6月17日" in missed.message
+    in_passage = check_invented(["2016年6月17日", "パリ", "東京"], output, passage)
+    assert in_passage.status == WRONG and "本文にあります" in in_passage.message
+    assert check_invented([], "スミスは東京で生まれた。", passage).status == CORRECT
+
+
+def test_pick_invented_example_has_one_to_three_items():
+    from utils.exercises import pick_invented_example
+
+    passages = ["東京の話。", "東京の話。"]
+    outputs = ["東京の話。", "パリの話。"]
+    assert pick_invented_example(outputs, passages) == 1

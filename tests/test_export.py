@@ -49,6 +49,17 @@ def test_adapter_card_states_the_run_s_own_numbers(clean_env):
                  "80 held-out test records", "62 optimizer steps", "45% →", "90%", f"r {cfg.lora_r}"):
         assert text in card, text
     assert "push" not in card.lower()
+    assert "Prompting baselines" not in card  # results without 05 §7-9 (an older results.json): no empty sections
+    results |= {"arms": {"0-shot": {"rougeL": 13.9}, "1-shot": {"rougeL": 9.94}, "lora": {"rougeL": 22.45}},
+                "lora_vs": {n: {"rougeL": {"ci_low": lo, "ci_high": hi}} for n, lo, hi in (("0-shot", 5.5, 11.1), ("1-shot", 10.6, 18.3))},
+                "faithfulness": {"arms": {"0-shot": {"with_invented": 0.88, "with_invented_number": 0.84, "with_invented_name": 0.31}},
+                                 "reference": {"with_invented": 0.56, "with_invented_number": 0.32, "with_invented_name": 0.42},
+                                 "planted": {"n": 80, "numbers_flagged": 80, "names_flagged": 79}},
+                "forgetting": {"scales": [0.0, 1.0], "n": {"test": 16}, "loss": {"test": [3.25, 3.115]}}}
+    card = adapter_card(cfg, results)
+    for text in ("| 1-shot (base model, 1 train example in the prompt) | 9.9 | [+10.6, +18.3] |", "| 0-shot | 88% | 84% | 31% |",
+                 "| reference summaries (calibration) | 56% |", "80/80 and 79/80", "| test (16) | 3.250 | 3.115 |"):
+        assert text in card, text
 
 
 import pytest  # noqa: E402

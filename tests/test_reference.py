@@ -63,3 +63,27 @@ def test_the_shipped_cpu_reference_is_a_real_run_of_this_workshop(clean_env):
     assert ex["rougeL_after"] <= ex["rougeL_after_median"]  # the lower median of an even count
     assert reference.load_reference("no-such-profile") is None
     json.dumps(ref)  # plain JSON
+
+
+def test_readme_figures_for_prompting_faithfulness_and_forgetting_are_the_reference_run():
+    """README's cpu table quotes 05 §7-9; a recipe change that moves them must move the README too."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    ref = reference.load_reference("cpu")
+    arms, vs, f, curve = ref["arms"], ref["lora_vs"], ref["faithfulness"], ref["forgetting"]
+    kshot = [n for n in arms if n not in ("0-shot", "lora")]
+    row = ("| k-shot (ROUGE-L) | " + "、".join(f"{n} {arms[n]['rougeL']:.1f}" for n in ["0-shot", *kshot])
+           + f"、LoRA {arms['lora']['rougeL']:.1f} (" + "、".join(
+               f"LoRA − {n} の CI [{vs[n]['rougeL']['ci_low']:+.1f}, {vs[n]['rougeL']['ci_high']:+.1f}]" for n in kshot) + ") |")
+    assert row in readme, row
+    a = f["arms"]
+    row = (f"| 本文にない数か名前を含む出力 | 学習前 {a['0-shot']['with_invented']:.0%} → 学習後 {a['lora']['with_invented']:.0%} ("
+           + "、".join(f"{n} {a[n]['with_invented']:.0%}" for n in kshot)
+           + f"、参照要約 {f['reference']['with_invented']:.0%})。植え込んだ数・名前の検出 {f['planted']['numbers_flagged']}/{f['planted']['n']}・"
+             f"{f['planted']['names_flagged']}/{f['planted']['n']} |")
+    assert row in readme, row
+    names = {"test": "test の要約", "other_tasks": "別のタスク", "new_text": "新しい文章"}
+    row = ("| アダプタの強さ m = 0 → 1 の損失 (nats/トークン) | "
+           + "、".join(f"{names[k]} {v[0]:.2f} → {v[-1]:.2f}" for k, v in curve["loss"].items()) + " |")
+    assert row in readme, row

@@ -60,6 +60,9 @@ class WorkshopConfig:
     max_new_tokens: int = 432  # ~90th percentile of reference summary length (notebook 02 shows the coverage)
     gen_batch_size: int = 16  # prompts per generate() call; left padding
     repetition_penalty: float = 1.0  # 1.0 = plain greedy; >1 discourages repeating tokens it has already generated
+    # the k of 03/05's k-shot prompting baselines, comma-separated ("none": no k-shot arm, e.g. to save a T4's time);
+    # utils.prompting.shot_counts reads it, and runs each k only when it fits the model's context
+    kshot: str = "1,3"
 
     # --- LoRA ----------------------------------------------------------------------------------
     lora_r: int = 16  # rank of the update B @ A
@@ -128,6 +131,7 @@ class WorkshopConfig:
             ("train / test records", f"{train} / {self.n_test}"),
             ("max_length / max_new_tokens", f"{self.max_length} / {self.max_new_tokens}"),
             ("generation", "greedy" + (f", repetition_penalty {self.repetition_penalty:g}" if self.repetition_penalty != 1.0 else "")),
+            ("k-shot baselines (03/05)", self.kshot),
             ("LoRA r / alpha / dropout", f"{self.lora_r} / {self.lora_alpha} / {self.lora_dropout}"),
             ("lr / epochs", f"{self.learning_rate:g} / {self.num_train_epochs:g}"),
             ("batch x accumulation", f"{self.per_device_train_batch_size} x {self.gradient_accumulation_steps}"),
@@ -198,7 +202,7 @@ _PROFILE_DEFAULTS: dict[str, dict[str, object]] = {
 # The shorter run for a T4 (or any GPU whose training would not fit the session): one place for the advice that
 # docs/timetable.md ("T4 の短縮設定"), notebook 04 (6 節 and its 講師メモ) give; tests/test_prose_figures.py
 # checks that the timetable's commands are these values.
-SHORTER_RUN = {"num_train_epochs": 1, "n_train": 600, "n_test": 50}
+SHORTER_RUN = {"num_train_epochs": 1, "n_train": 600, "n_test": 50, "kshot": "1"}
 
 
 def shorter_run_exports() -> list[str]:
@@ -416,6 +420,9 @@ def _validate(cfg: WorkshopConfig) -> None:
     if cfg.attn_implementation not in ATTN_IMPLEMENTATIONS:
         raise ConfigError(f"attn_implementation={cfg.attn_implementation!r}: {' / '.join(ATTN_IMPLEMENTATIONS)} "
                           "のいずれかにしてください (flash_attention_2 は flash-attn パッケージが必要です)。")
+    from .prompting import shot_counts
+
+    shot_counts(cfg)  # a bad kshot fails here, in the settings cell, not after 03's first generation
     if not 0.0 < cfg.max_cut_fraction <= 1.0:
         raise ConfigError(f"max_cut_fraction={cfg.max_cut_fraction!r}: 0 より大きく 1 以下にしてください (1.0 = 本文を短くして"
                           "すべて残す、0.5 = 本文の半分より多く削るレコードは学習に使わない)。")

@@ -9,7 +9,7 @@ from pathlib import Path
 from . import metrics
 from .config import WorkshopConfig
 from .generation import Generation
-from .prompt import fit_records, to_prompt_completion
+from .prompt import fit_records, parse_prompt, to_prompt_completion
 
 
 def eval_prompts(test_records: list[dict], tokenizer, cfg: WorkshopConfig) -> tuple[list[dict], dict]:
@@ -45,22 +45,26 @@ def load_predictions(path: Path, notebook: str) -> list[dict]:
 
 def reference_loss(model, tokenizer, prompts: list[str], references: list[str], batch_size: int = 8) -> list[float]:
     """Mean loss (nats/token) of each reference summary + EOS given its prompt: how likely the
-    model finds the answer we want, independent of what it happens to generate."""
+    model finds the answer we want, independent of what it happens to generate.
+
+    Batches are formed longest first (less padding to compute), results come back in input order; an
+    empty prompt scores the whole text (after the BOS token, if the tokenizer adds one)."""
     import torch
 
-    losses: list[float] = []
+    texts = [a + b + tokenizer.eos_token for a, b in zip(prompts, references, strict=True)]
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    losses: list[float | None] = [None] * len(texts)
     side = tokenizer.padding_side
     tokenizer.padding_side = "right"
     try:
-        for start in range(0, len(prompts), batch_size):
-            p = prompts[start: start + batch_size]
-            r = references[start: start + batch_size]
-            enc = tokenizer([a + b + tokenizer.eos_token for a, b in zip(p, r)], return_tensors="pt", padding=True,
+        for start in range(0, len(order), batch_size):
+            idx = order[start: start + batch_size]
+            enc = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
                             verbose=False)  # prompt + full reference may exceed model_max_length: measured as is
             labels = enc["input_ids"].clone()
             labels[enc["attention_mask"] == 0] = -100
-            for i, prompt in enumerate(p):
-                labels[i, : len(tokenizer(prompt)["input_ids"])] = -100
+            for row, i in enumerate(idx):
+                labels[row, : len(tokenizer(prompts[i])["input_ids"])] = -100
             enc = enc.to(model.device)
             with torch.inference_mode():
                 logits = model(**enc).logits.float()
@@ -68,10 +72,11 @@ def reference_loss(model, tokenizer, prompts: list[str], references: list[str], 
             tok_loss = torch.nn.functional.cross_entropy(shift_logits.transpose(1, 2), shift_labels,
                                                          ignore_index=-100, reduction="none")
             mask = shift_labels != -100
-            losses.extend(((tok_loss * mask).sum(1) / mask.sum(1)).tolist())
+            for i, value in zip(idx, ((tok_loss * mask).sum(1) / mask.sum(1)).tolist()):
+                losses[i] = value
     finally:
         tokenizer.padding_side = side
-    return losses
+    return losses  # type: ignore[return-value]
 
 
 def loops(text: str, n: int = 6, times: int = 3) -> bool:
@@ -94,22 +99,61 @@ def behaviour(rows: list[dict]) -> dict[str, float]:
     }
 
 
+def passages_seen(rows: list[dict]) -> list[str]:
+    """The passage of each saved prediction as the model saw it (03's prompt, shortened to fit where it had to):
+    what an output's facts are checked against."""
+    return [parse_prompt(r["prompt"])["input"] for r in rows]
+
+
+def _paired(per_a: list[float], per_b: list[float], seed: int) -> dict:
+    """mean(b - a) and its paired-bootstrap 95% CI."""
+    lo, hi = metrics.paired_bootstrap_ci(per_a, per_b, seed=seed)
+    return {"diff": statistics.fmean(b - a for a, b in zip(per_a, per_b)), "ci_low": lo, "ci_high": hi}
+
+
+def arm_results(arms: dict[str, list[dict]], refs: list[str], seed: int = 0) -> tuple[dict, dict]:
+    """ROUGE and behaviour of every arm (``{"0-shot": 03's outputs, "1-shot": ..., "lora": 05's}``), and for every
+    arm but "lora" the CI of LoRA − that arm on each ROUGE (paired: the same test records)."""
+    per = {name: metrics.ja_rouge_per_example([r["prediction"] for r in rows], refs) for name, rows in arms.items()}
+    table = {}
+    for name, rows in arms.items():
+        table[name] = {k: statistics.fmean(per[name][k]) for k in metrics.ROUGE_TYPES} | behaviour(rows)
+    lora_vs = {name: {k: _paired(per[name][k], per["lora"][k], seed) for k in metrics.ROUGE_TYPES}
+               for name in arms if name != "lora"}
+    return table, lora_vs
+
+
 def build_results(cfg: WorkshopConfig, before: list[dict], after: list[dict], inputs: list[str],
                   ref_loss_before: list[float], ref_loss_after: list[float], train_seconds: float | None,
-                  seed: int = 0, adapter: dict | None = None) -> dict:
-    """The results.json of notebook 05 (ROUGE F1 x 100, MeCab tokens; CI bounds the gain after - before)."""
+                  seed: int = 0, adapter: dict | None = None, kshot: dict[str, list[dict]] | None = None,
+                  kshot_plans: list[dict] | None = None, forgetting: dict | None = None) -> dict:
+    """The results.json of notebook 05 (ROUGE F1 x 100, MeCab tokens; CI bounds the gain after - before).
+
+    ``kshot``: 03's k-shot predictions by arm name ("1-shot", ...), scored on the same records with the same
+    scorer (``arms``, ``lora_vs``); ``faithfulness`` is computed for every arm and for the references;
+    ``forgetting`` (``utils.forgetting.scale_curve``) is stored as given."""
+    from . import faithfulness
+
     if [r["id"] for r in before] != [r["id"] for r in after]:
         raise ValueError("03 と 05 の出力が同じテスト例の並びではありません。03 をもう一度実行してください。")
+    for name, rows in (kshot or {}).items():
+        if [r["id"] for r in rows] != [r["id"] for r in after]:
+            raise ValueError(f"03 の {name} の出力が同じテスト例の並びではありません。03 をもう一度実行してください。")
     refs = [r["reference"] for r in after]
     per_before = metrics.ja_rouge_per_example([r["prediction"] for r in before], refs)
     per_after = metrics.ja_rouge_per_example([r["prediction"] for r in after], refs)
     lead = metrics.ja_rouge([metrics.lead_sentence(x) for x in inputs], refs)
-    shuffled = metrics.ja_rouge([r["prediction"] for r in after], metrics.shuffled(refs, seed=seed))
+    per_shuffled = metrics.ja_rouge_per_example([r["prediction"] for r in after], metrics.shuffled(refs, seed=seed))
     out_metrics = {}
     for k in metrics.ROUGE_TYPES:
         lo, hi = metrics.paired_bootstrap_ci(per_before[k], per_after[k], seed=seed)
         out_metrics[k] = {"before": statistics.fmean(per_before[k]), "after": statistics.fmean(per_after[k]),
-                          "ci_low": lo, "ci_high": hi, "lead": lead[k], "shuffled": shuffled[k]}
+                          "ci_low": lo, "ci_high": hi, "lead": lead[k], "shuffled": statistics.fmean(per_shuffled[k])}
+    # after - shuffled, per record: the same outputs against their own reference and against another record's
+    margin = _paired(per_shuffled["rougeL"], per_after["rougeL"], seed)
+    out_metrics["rougeL"] |= {"margin_ci_low": margin["ci_low"], "margin_ci_high": margin["ci_high"]}
+    arms = {"0-shot": before, **(kshot or {}), "lora": after}
+    arm_table, lora_vs = arm_results(arms, refs, seed)
     b, a = behaviour(before), behaviour(after)
     return {
         "profile": cfg.profile,
@@ -123,6 +167,12 @@ def build_results(cfg: WorkshopConfig, before: list[dict], after: list[dict], in
             "length_ratio": {"before": b["length_ratio"], "after": a["length_ratio"]},
             "ref_loss": {"before": statistics.fmean(ref_loss_before), "after": statistics.fmean(ref_loss_after)},
         },
+        "arms": arm_table,
+        "lora_vs": lora_vs,
+        "kshot_plans": kshot_plans or [],
+        "faithfulness": faithfulness.compare({name: [r["prediction"] for r in rows] for name, rows in arms.items()},
+                                             passages_seen(after), refs, seed=seed),
+        "forgetting": forgetting,
         "per_example": {"rougeL_before": per_before["rougeL"], "rougeL_after": per_after["rougeL"]},
     }
 
@@ -188,16 +238,22 @@ def reading_lines(results: dict, min_margin: float = CONTENT_MARGIN) -> list[str
                      f"[{m['ci_low']:+.1f}, {m['ci_high']:+.1f}] {verdict}。")
     m = results["metrics"]["rougeL"]
     margin = r1(m["after"]) - r1(m["shuffled"])
+    ci = (f"差の 95% 信頼区間 [{m['margin_ci_low']:+.1f}, {m['margin_ci_high']:+.1f}]、" if "margin_ci_low" in m else "")
+    invented = (results.get("faithfulness") or {}).get("arms", {}).get("lora", {}).get("with_invented")
+    beside = f"ただし、本文にない数か名前を含む出力が {invented:.0%} あります (8 節)。" if invented is not None else ""
     if margin >= min_margin:
+        shaky = ("区間の下限は 5 点を下回るので、件数を増やすと変わり得ます。"
+                 if "margin_ci_low" in m and m["margin_ci_low"] < min_margin else "")
         lines.append(f"学習後の出力は、自分の参照要約に対して、別レコードの参照要約 (シャッフル対照 {r1(m['shuffled']):.1f}) より "
-                     f"ROUGE-L で {margin:.1f} 点高く ({min_margin:g} 点以上)、本文の **内容** を反映しています。")
+                     f"ROUGE-L で {margin:.1f} 点高く ({ci}{min_margin:g} 点以上)、**自分の本文に固有の語** を拾っています "
+                     f"(本文の内容を正しく要約しているかまでは ROUGE では分かりません)。{shaky}{beside}")
     elif m["ci_low"] > 0:
         lines.append(f"ただし、学習後の出力を別レコードの参照要約 (シャッフル対照) と比べても {r1(m['shuffled']):.1f} 点あり、"
-                     f"正しい参照要約との差は {margin:+.1f} 点 ({min_margin:g} 点未満) にすぎません。改善の大部分は **形式** "
-                     "(要約らしい文体・EOS で止まること) によるもので、本文の **内容** を要約できているとは言えません。")
+                     f"正しい参照要約との差は {margin:+.1f} 点 ({ci}{min_margin:g} 点未満) にすぎません。改善の大部分は **形式** "
+                     "(要約らしい文体・EOS で止まること) によるもので、自分の本文に固有の語を拾えているとは言えません。")
     else:
         lines.append(f"学習後の出力は、別レコードの参照要約 (シャッフル対照) に対しても {r1(m['shuffled']):.1f} 点 "
-                     f"(差 {margin:+.1f})で、本文の **内容** を要約できているとは言えません。")
+                     f"(差 {margin:+.1f}、{ci.rstrip('、')})で、自分の本文に固有の語を拾えているとは言えません。".replace("、)", ")"))
     gap = r1(m["lead"]) - r1(m["after"])
     if gap > 0:
         lines.append(f"lead ベースライン (本文の 1 文目をそのまま要約とみなす) は ROUGE-L {r1(m['lead']):.1f} 点で、"
@@ -211,4 +267,58 @@ def reading_lines(results: dict, min_margin: float = CONTENT_MARGIN) -> list[str
     lines.append(f"出力の長さ (文字数の中央値) は参照要約の約 {ratio:.1f} 倍で、{judged} (学習前は {before_ratio:.1f} 倍)。")
     lines.append(f"EOS で止まった割合は {b['stop_rate']['before']:.0%} → {b['stop_rate']['after']:.0%}、"
                  f"参照要約の損失は {b['ref_loss']['before']:.2f} → {b['ref_loss']['after']:.2f} nats/token でした。")
+    lines += kshot_lines(results) + faithfulness_lines(results)
+    if results.get("forgetting"):
+        from .forgetting import curve_lines
+
+        lines += curve_lines(results["forgetting"])
+    return lines
+
+
+def _verdict(ci_low: float, ci_high: float, higher: str, lower: str) -> str:
+    if ci_low > 0:
+        return f"0 を含まず、{higher}"
+    if ci_high < 0:
+        return f"0 より下で、{lower}"
+    return "0 を含み、この件数では差があるとは言えません"
+
+
+def kshot_lines(results: dict) -> list[str]:
+    """Would a prompt have done it? Each k-shot arm against LoRA (ROUGE-L, paired CI), and the k that did not run."""
+    arms, lora_vs = results.get("arms") or {}, results.get("lora_vs") or {}
+    lines = []
+    for name, row in arms.items():
+        if name in ("0-shot", "lora"):
+            continue
+        d = lora_vs[name]["rougeL"]
+        lines.append(f"{name} (例を {name.split('-')[0]} 件見せたプロンプト): ROUGE-L {row['rougeL']:.1f} "
+                     f"(0-shot {arms['0-shot']['rougeL']:.1f}、LoRA {arms['lora']['rougeL']:.1f})。LoRA − {name} の 95% 信頼区間 "
+                     f"[{d['ci_low']:+.1f}, {d['ci_high']:+.1f}] は "
+                     f"{_verdict(d['ci_low'], d['ci_high'], 'LoRA が上回ります', f'{name} が上回ります')}。")
+    for plan in results.get("kshot_plans") or []:
+        if not plan["fits"]:
+            lines.append(f"{plan['k']}-shot は実行していません。{plan['reason']}")
+    return lines
+
+
+def faithfulness_lines(results: dict) -> list[str]:
+    """Invented numbers and names, per arm and on the references, with the planted control first."""
+    f = results.get("faithfulness")
+    if not f:
+        return []
+    arms, ref, planted = f["arms"], f["reference"], f["planted"]
+    lines = [f"対照: どの出力にも本文にない数と名前を 1 つずつ植え込むと、数は {planted['numbers_flagged']}/{planted['n']} 件、"
+             f"名前は {planted['names_flagged']}/{planted['n']} 件を「本文にない」と検出しました"
+             f"{'' if planted['numbers_flagged'] == planted['names_flagged'] == planted['n'] else ' (全件ではありません: 測り方を確かめてください)'}。"]
+    d = f["lora_vs"]["0-shot"]["with_invented"]
+    others = "".join(f"、{name} {row['with_invented']:.0%}" for name, row in arms.items() if name not in ("0-shot", "lora"))
+    lines.append(f"本文にない数か名前を 1 つ以上含む出力: 学習前 {arms['0-shot']['with_invented']:.0%} → 学習後 "
+                 f"{arms['lora']['with_invented']:.0%} (差の 95% 信頼区間 [{d['ci_low'] * 100:+.0f}, {d['ci_high'] * 100:+.0f}] ポイントは "
+                 f"{_verdict(d['ci_low'], d['ci_high'], '学習後に増えています', '学習後に減っています')}){others}。"
+                 f"参照要約でも {ref['with_invented']:.0%} です (機械翻訳や本文の省略のため、参照要約にも本文にない語が入ります)。")
+    prec = lambda row: "—" if row["entity_precision"] is None else f"{row['entity_precision']:.2f}"  # noqa: E731
+    novel = lambda row: "—" if row["novel_bigram_share"] is None else f"{row['novel_bigram_share']:.0%}"  # noqa: E731
+    lines.append(f"名前が本文にある割合 (固有名詞の適合率): 学習前 {prec(arms['0-shot'])} → 学習後 {prec(arms['lora'])} "
+                 f"(参照要約 {prec(ref)})。本文にない内容語の 2-gram の割合: 学習前 {novel(arms['0-shot'])} → 学習後 "
+                 f"{novel(arms['lora'])} (参照要約 {novel(ref)}。低いほど本文の言い回しを写しています)。")
     return lines

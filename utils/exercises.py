@@ -318,3 +318,51 @@ def check_own_summary(answer, reference: str, after: str, before: str | None = N
             "自分の要約の点が思ったより低ければ、参照要約とどの語が違うかを見比べてみてください。"
             "ROUGE の数字は 1 件ではぶれが大きいので、モデルどうしの比較には 4 節の表のように、多くの例の平均と信頼区間を使います。")
     return CheckResult(CORRECT, "✓ " + text, scores)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 05: find the invented numbers and names yourself
+# ---------------------------------------------------------------------------------------------------------------
+def pick_invented_example(outputs: list[str], passages: list[str], max_chars: int = 400) -> int:
+    """Index of the first output with one to three invented items and a passage short enough to read (else 0)."""
+    from .faithfulness import invented_names, invented_numbers
+
+    for i, (out, passage) in enumerate(zip(outputs, passages)):
+        n = len(invented_numbers(out, passage)) + len(invented_names(out, passage))
+        if 1 <= n <= 3 and len(passage) <= max_chars:
+            return i
+    return 0
+
+
+def check_invented(answer, output: str, passage: str) -> CheckResult:
+    """05: the numbers and names of ``output`` that its passage does not contain, as the participant found them,
+    against what ``utils.faithfulness`` flags (a number counts by its value, so "2016年6月17日" or "6月17日" both match)."""
+    from .faithfulness import invented_names, invented_numbers, names, normalise, numbers
+
+    if answer is None:
+        return _unanswered("本文にない数・名前のリスト (例: [\"2016年6月17日\", \"マイケル\"]、無ければ [])")
+    if isinstance(answer, str) or not isinstance(answer, (list, tuple, set)) or not all(isinstance(a, str) for a in answer):
+        return _wrong("答えは文字列のリストで入れてください (例: [\"2016年6月17日\", \"マイケル\"]。無ければ [])。")
+    truth = [n.text for n in invented_numbers(output, passage)] + [n.text for n in invented_names(output, passage)]
+    found = {normalise(a).strip() for a in answer if a.strip()}
+
+    def covers(item: str) -> bool:
+        return any(a in item or item in a for a in found if a)
+
+    missed = [t for t in truth if not covers(t)]
+    extra = [a for a in found if not any(a in t or t in a for t in truth)]
+    supported = [a for a in extra if normalise(a) in normalise(passage)]
+    counted = {n.text for n in numbers(output)} | {n.text for n in names(output)}
+    if not missed and not extra:
+        return _correct(f"本文にない数・名前は {truth or 'ありません'} でした (utils.faithfulness が数えたものと同じ)。"
+                        "8 節の表の「本文にない数か名前を含む出力」は、これを全部の出力について数えた割合です。", truth)
+    hints = []
+    if missed:
+        hints.append(f"見落とし: {missed} (本文を検索してみてください。数は値で、日付は年・月・日の組で照合します)")
+    if supported:
+        hints.append(f"{supported} は本文にあります (本文にあるものは「作った事実」ではありません)")
+    others = [a for a in extra if a not in supported]
+    if others:
+        where = "出力にない語です" if not any(a in normalise(output) for a in others) else "数えた語に当たりません"
+        hints.append(f"{others} は{where} (数えるのは数と名前: {sorted(counted)})")
+    return _wrong("。".join(hints) + "。", truth)

@@ -82,6 +82,49 @@ def merge_and_save(cfg: WorkshopConfig, adapter_dir: str | Path, out_dir: str | 
     return out_dir
 
 
+def _extra_sections(results: dict) -> str:
+    """The card's k-shot, faithfulness and adapter-scale sections (05 §7-9), when results.json has them."""
+    out = []
+    arms, lora_vs = results.get("arms") or {}, results.get("lora_vs") or {}
+    kshot = [n for n in arms if n not in ("0-shot", "lora")]
+    if kshot:
+        rows = "\n".join(f"| {n} (base model, {n.split('-')[0]} train example{'s' if n != '1-shot' else ''} in the prompt) | {arms[n]['rougeL']:.1f} | "
+                         f"[{lora_vs[n]['rougeL']['ci_low']:+.1f}, {lora_vs[n]['rougeL']['ci_high']:+.1f}] |" for n in kshot)
+        out.append(f"""
+## Prompting baselines (same test records, same scorer)
+| arm | ROUGE-L | 95% CI of this adapter − arm |
+|---|---|---|
+| 0-shot (base model) | {arms['0-shot']['rougeL']:.1f} | [{lora_vs['0-shot']['rougeL']['ci_low']:+.1f}, {lora_vs['0-shot']['rougeL']['ci_high']:+.1f}] |
+{rows}
+| this adapter | {arms['lora']['rougeL']:.1f} | — |
+""")
+    f = results.get("faithfulness")
+    if f:
+        rows = "\n".join(f"| {n} | {v['with_invented']:.0%} | {v['with_invented_number']:.0%} | {v['with_invented_name']:.0%} |"
+                         for n, v in list(f["arms"].items()) + [("reference summaries (calibration)", f["reference"])])
+        p = f["planted"]
+        out.append(f"""
+## Faithfulness: numbers and names not in the passage
+Share of outputs with at least one number / name that the passage does not contain (utils/faithfulness.py; a planted
+number and name were flagged in {p['numbers_flagged']}/{p['n']} and {p['names_flagged']}/{p['n']} outputs).
+
+| outputs | any invented | invented number | invented name |
+|---|---|---|---|
+{rows}
+""")
+    curve = results.get("forgetting")
+    if curve:
+        rows = "\n".join(f"| {name} ({curve['n'][name]}) | " + " | ".join(f"{v:.3f}" for v in values) + " |"
+                         for name, values in curve["loss"].items())
+        out.append(f"""
+## Adapter scale (PEFT rescale_adapter_scale): mean loss, nats/token
+| text (n) | {' | '.join(f'm = {m:g}' for m in curve['scales'])} |
+|---|{'---|' * len(curve['scales'])}
+{rows}
+""")
+    return "".join(out)
+
+
 def adapter_card(cfg: WorkshopConfig, results: dict, train_metrics: dict | None = None) -> str:
     """A model card (README.md) for the trained LoRA adapter, from the run's own results.json.
 
@@ -131,7 +174,7 @@ Trained in the workshop "日本語 LLM の LoRA SFT ハンズオン" with TRL's 
 Shuffled-reference control: the adapter's outputs scored against *other* records' references; the gap to
 "after" is what the outputs owe to their own passage (content), not to style. Stopped with EOS: {b['stop_rate']['before']:.0%} →
 {b['stop_rate']['after']:.0%}; output / reference length (median): {b['length_ratio']['before']:.2f} → {b['length_ratio']['after']:.2f}.
-
+{_extra_sections(results)}
 ## How to load
 ```python
 from peft import PeftModel

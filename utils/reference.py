@@ -68,6 +68,8 @@ def build_reference(results: dict, before: list[dict], after: list[dict], train_
         },
         "metrics": results["metrics"],
         "behaviour": results["behaviour"],
+        # 05 §7-9: the prompting arms, invented numbers/names, the adapter-scale curve (absent in older results)
+        **{key: results[key] for key in ("arms", "lora_vs", "kshot_plans", "faithfulness", "forgetting") if key in results},
         "example": {
             "rule": EXAMPLE_RULE,
             "id": after[i]["id"],
