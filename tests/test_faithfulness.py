@@ -102,3 +102,16 @@ def test_compare_has_every_arm_the_references_and_paired_cis():
     assert out["lora_vs"]["0-shot"]["with_invented"] == {"ci_low": -1.0, "ci_high": -1.0}
     assert out["lora_vs"]["1-shot"]["with_invented"] == {"ci_low": 0.0, "ci_high": 0.0}
     assert out["planted"]["numbers_flagged"] == out["planted"]["names_flagged"] == 6
+
+
+def test_carried_from_counts_what_a_k_shot_output_took_from_its_examples():
+    from utils.evaluation import shot_examples
+    from utils.prompting import kshot_prompt
+
+    shot = {"instruction": "要約してください。", "input": "ロシュはバーゼルにある。", "output": "ロシュは1896年創業。"}
+    prompt = "### 指示\n要約してください。\n\n### 入力\n東京の話。\n\n### 応答\n"
+    examples = shot_examples(kshot_prompt([shot], prompt), prompt)
+    assert "ロシュ" in examples and "東京の話" not in examples
+    out = F.carried_from(["ロシュはパリで1896年に創業。"], ["東京の話。"], [examples])
+    assert out == {"invented_names": 2, "names_in_examples": 1, "invented_numbers": 1, "numbers_in_examples": 1}
+    assert shot_examples("unrelated", prompt) == ""

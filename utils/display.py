@@ -75,7 +75,9 @@ def wrapped_table(df, max_chars: int = 300):
         return v
 
     styled = df.map(clip) if hasattr(df, "map") else df.applymap(clip)
-    return styled.style.set_properties(**{"white-space": "pre-wrap", "text-align": "left", "vertical-align": "top"})
+    # overflow-wrap: a run without break points (a model's "0.0.0.0…" or a URL) wraps instead of widening its column
+    return styled.style.set_properties(**{"white-space": "pre-wrap", "overflow-wrap": "anywhere", "text-align": "left",
+                                          "vertical-align": "top"})
 
 
 # Japanese names for the English keys that utils returns (describe(), fit reports, results.json, memory reports):

@@ -105,6 +105,11 @@ def passages_seen(rows: list[dict]) -> list[str]:
     return [parse_prompt(r["prompt"])["input"] for r in rows]
 
 
+def shot_examples(kshot_prompt: str, prompt: str) -> str:
+    """The worked examples of a saved k-shot prompt: what comes before the plain test prompt it ends with."""
+    return kshot_prompt[: len(kshot_prompt) - len(prompt)] if kshot_prompt.endswith(prompt) else ""
+
+
 def _paired(per_a: list[float], per_b: list[float], seed: int) -> dict:
     """mean(b - a) and its paired-bootstrap 95% CI."""
     lo, hi = metrics.paired_bootstrap_ci(per_a, per_b, seed=seed)
@@ -171,7 +176,9 @@ def build_results(cfg: WorkshopConfig, before: list[dict], after: list[dict], in
         "lora_vs": lora_vs,
         "kshot_plans": kshot_plans or [],
         "faithfulness": faithfulness.compare({name: [r["prediction"] for r in rows] for name, rows in arms.items()},
-                                             passages_seen(after), refs, seed=seed),
+                                             passages_seen(after), refs, seed=seed, examples={
+                                                 name: [shot_examples(r["prompt"], b["prompt"]) for r, b in zip(rows, before)]
+                                                 for name, rows in (kshot or {}).items()}),
         "forgetting": forgetting,
         "per_example": {"rougeL_before": per_before["rougeL"], "rougeL_after": per_after["rougeL"]},
     }
@@ -219,6 +226,11 @@ ROUGE_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
 
 
 def reading_lines(results: dict, min_margin: float = CONTENT_MARGIN) -> list[str]:
+    """Every line of ``reading_sections`` in order (for scripts and tests)."""
+    return [line for section in reading_sections(results, min_margin).values() for line in section]
+
+
+def _rouge_lines(results: dict, min_margin: float = CONTENT_MARGIN) -> list[str]:
     """05's automatic reading of results.json, in Japanese: what the numbers allow one to say, no more.
 
     Every figure is printed as the table rounds it (1 decimal), and differences are taken between the
@@ -267,12 +279,16 @@ def reading_lines(results: dict, min_margin: float = CONTENT_MARGIN) -> list[str
     lines.append(f"出力の長さ (文字数の中央値) は参照要約の約 {ratio:.1f} 倍で、{judged} (学習前は {before_ratio:.1f} 倍)。")
     lines.append(f"EOS で止まった割合は {b['stop_rate']['before']:.0%} → {b['stop_rate']['after']:.0%}、"
                  f"参照要約の損失は {b['ref_loss']['before']:.2f} → {b['ref_loss']['after']:.2f} nats/token でした。")
-    lines += kshot_lines(results) + faithfulness_lines(results)
-    if results.get("forgetting"):
-        from .forgetting import curve_lines
-
-        lines += curve_lines(results["forgetting"])
     return lines
+
+
+def reading_sections(results: dict, min_margin: float = CONTENT_MARGIN) -> dict[str, list[str]]:
+    """The same reading, grouped the way 05 presents it: ROUGE and behaviour, then 05 §7, §8 and §9."""
+    from .forgetting import curve_lines
+
+    return {"ROUGE と振る舞い (4〜6 節)": _rouge_lines(results, min_margin), "プロンプトだけで足りたか (7 節)": kshot_lines(results),
+            "本文にない事実 (8 節)": faithfulness_lines(results),
+            "アダプタの強さと忘却 (9 節)": curve_lines(results["forgetting"]) if results.get("forgetting") else []}
 
 
 def _verdict(ci_low: float, ci_high: float, higher: str, lower: str) -> str:
@@ -316,6 +332,11 @@ def faithfulness_lines(results: dict) -> list[str]:
                  f"{arms['lora']['with_invented']:.0%} (差の 95% 信頼区間 [{d['ci_low'] * 100:+.0f}, {d['ci_high'] * 100:+.0f}] ポイントは "
                  f"{_verdict(d['ci_low'], d['ci_high'], '学習後に増えています', '学習後に減っています')}){others}。"
                  f"参照要約でも {ref['with_invented']:.0%} です (機械翻訳や本文の省略のため、参照要約にも本文にない語が入ります)。")
+    carried = [f"{name} {c['names_in_examples'] / c['invented_names']:.0%}" for name, c in (f.get("from_examples") or {}).items()
+               if c["invented_names"]]
+    if carried:
+        lines.append(f"k-shot の出力にある「本文にない名前」のうち、例 (shot) の中にあった名前の割合: {'、'.join(carried)}。"
+                     "例を見せると、例の要約の内容をそのまま持ち込むことがあります。")
     prec = lambda row: "—" if row["entity_precision"] is None else f"{row['entity_precision']:.2f}"  # noqa: E731
     novel = lambda row: "—" if row["novel_bigram_share"] is None else f"{row['novel_bigram_share']:.0%}"  # noqa: E731
     lines.append(f"名前が本文にある割合 (固有名詞の適合率): 学習前 {prec(arms['0-shot'])} → 学習後 {prec(arms['lora'])} "

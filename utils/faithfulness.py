@@ -400,10 +400,29 @@ def planted_control(outputs: list[str], passages: list[str]) -> dict:
             "missed_numbers": missed_numbers, "missed_names": missed_names}
 
 
-def compare(arms: dict[str, list[str]], passages: list[str], references: list[str], seed: int = 0) -> dict:
+def carried_from(outputs: list[str], passages: list[str], sources: list[str]) -> dict:
+    """Of the numbers and names the outputs invent (not in their passage), how many are in ``sources`` instead
+    (for a k-shot arm: its worked examples): content carried over from the prompt's examples, not made up."""
+    names_total = names_in = numbers_total = numbers_in = 0
+    for out, passage, source in zip(outputs, passages, sources, strict=True):
+        text = normalise(source).casefold()
+        for n in invented_names(out, passage):
+            names_total += 1
+            names_in += n.text.casefold() in text
+        values, dates = _passage_facts(source)
+        for n in invented_numbers(out, passage):
+            numbers_total += 1
+            numbers_in += supported(n, values, dates)
+    return {"invented_names": names_total, "names_in_examples": names_in,
+            "invented_numbers": numbers_total, "numbers_in_examples": numbers_in}
+
+
+def compare(arms: dict[str, list[str]], passages: list[str], references: list[str], seed: int = 0,
+            examples: dict[str, list[str]] | None = None) -> dict:
     """05's faithfulness panel: every arm's figures, the references' (the calibration row: dolly-ja is machine
     translated, so references have novel items too), LoRA − each arm with paired-bootstrap CIs, and the planted
-    control on LoRA's outputs."""
+    control on LoRA's outputs. ``examples``: per k-shot arm, the worked examples each output's prompt held
+    (``carried_from``)."""
     from .metrics import paired_bootstrap_ci
 
     checks = {name: [check(o, p) for o, p in zip(outs, passages, strict=True)] for name, outs in arms.items()}
@@ -420,4 +439,5 @@ def compare(arms: dict[str, list[str]], passages: list[str], references: list[st
         lora_vs[name] = {"with_invented": {"ci_low": invented[0], "ci_high": invented[1]},
                          "novel_bigram_share": {"ci_low": novel[0], "ci_high": novel[1], "n_pairs": len(pairs)}}
     return {"arms": {name: summarise(c) for name, c in checks.items()}, "reference": summarise(ref_checks),
-            "lora_vs": lora_vs, "planted": planted_control(arms["lora"], passages)}
+            "lora_vs": lora_vs, "planted": planted_control(arms["lora"], passages),
+            "from_examples": {name: carried_from(arms[name], passages, texts) for name, texts in (examples or {}).items()}}
