@@ -54,3 +54,5 @@ def test_curve_lines_say_when_untrained_text_got_worse():
     assert "-0.50" in text and "+0.30" in text and "忘れさせています" in text
     curve["loss"]["other_tasks"] = [2.0, 1.9]
     assert "忘却は見えません" in "\n".join(forgetting.curve_lines(curve))
+    curve = {"scales": [0, 0.5, 1], "n": {"other_tasks": 3}, "loss": {"other_tasks": [2.75, 2.65, 2.67]}}
+    assert "途中の m = 0.5 がいちばん低く (2.65)" in "\n".join(forgetting.curve_lines(curve))

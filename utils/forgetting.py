@@ -78,8 +78,11 @@ def curve_lines(curve: dict) -> list[str]:
         first, last = values[0], values[-1]
         change = last - first
         trend = "下がりました" if change < -0.005 else "上がりました" if change > 0.005 else "ほとんど変わりません"
+        best = min(range(len(values)), key=values.__getitem__)
+        middle = (f"途中の m = {curve['scales'][best]:g} がいちばん低く ({values[best]:.2f})、アダプタを弱めたほうが自然です。"
+                  if 0 < best < len(values) - 1 and values[-1] - values[best] > 0.005 else "")
         lines.append(f"{SET_NAMES[name]} ({curve['n'][name]} 件): 損失 {first:.2f} (m = 0、ベースモデル) → {last:.2f} "
-                     f"(m = 1、アダプタ) で、{change:+.2f} nats/トークン {trend}。")
+                     f"(m = 1、アダプタ) で、{change:+.2f} nats/トークン {trend}。{middle}")
     rose = [SET_NAMES[n] for n, v in curve["loss"].items() if n != "test" and v[-1] - v[0] > 0.005]
     if rose:
         lines.append(f"学習していない文章のうち {'、'.join(rose)} で損失が上がりました: アダプタがその分を忘れさせています "
