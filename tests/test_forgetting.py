@@ -56,3 +56,11 @@ def test_curve_lines_say_when_untrained_text_got_worse():
     assert "忘却は見えません" in "\n".join(forgetting.curve_lines(curve))
     curve = {"scales": [0, 0.5, 1], "n": {"other_tasks": 3}, "loss": {"other_tasks": [2.75, 2.65, 2.67]}}
     assert "途中の m = 0.5 がいちばん低く (2.65)" in "\n".join(forgetting.curve_lines(curve))
+
+
+def test_the_new_text_set_is_left_out_when_it_is_the_training_data(clean_env, tiny_tokenizer):
+    """With WORKSHOP_DATA_PATH=data/own_data_example/example_summaries.csv the adapter trained on those passages:
+    they are no longer text that neither model saw."""
+    clean_env.setenv("WORKSHOP_DATA_PATH", str(forgetting.NEW_TEXT_PATH))
+    sets, report = forgetting.text_sets(["p"], ["r"], tiny_tokenizer, get_config())
+    assert "new_text" not in sets and "new_text_left_out" in report

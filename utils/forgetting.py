@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import random
 import statistics
+from pathlib import Path
 
 from .config import PROJECT_ROOT, WorkshopConfig
 from .data import BUNDLED_PATH, TASK_CATEGORY, read_jsonl
@@ -54,9 +55,13 @@ def text_sets(test_prompts: list[str], test_references: list[str], tokenizer, cf
     """{set name: (prompts, texts)} (plain text has empty prompts: the loss covers the whole text + EOS), and the fit
     report of the other-task records (a record whose response alone exceeds ``max_length`` is left out and counted)."""
     prompts, responses, report = other_task_examples(tokenizer, cfg)
-    plain = new_texts()
-    test = (test_prompts[:N_TEST_CURVE], test_references[:N_TEST_CURVE])
-    return {"test": test, "other_tasks": (prompts, responses), "new_text": ([""] * len(plain), plain)}, report
+    sets = {"test": (test_prompts[:N_TEST_CURVE], test_references[:N_TEST_CURVE]), "other_tasks": (prompts, responses)}
+    if cfg.data_path and Path(cfg.data_path).resolve() == NEW_TEXT_PATH.resolve():
+        report["new_text_left_out"] = "WORKSHOP_DATA_PATH is this file: the adapter trained on it"  # not unseen text
+    else:
+        plain = new_texts()
+        sets["new_text"] = ([""] * len(plain), plain)
+    return sets, report
 
 
 def scale_curve(model, tokenizer, sets: dict, scales: tuple[float, ...] = SCALES, batch_size: int = 8) -> dict:
