@@ -1,0 +1,81 @@
+#!/usr/bin/env python
+"""Run a pre-registered hyper-parameter grid (configs/sweep/*.json) with notebook 04's recipe (utils.sweep).
+
+    python scripts/sweep.py configs/sweep/cpu_v1.json --threads 2          # run what is not finished yet
+    python scripts/sweep.py configs/sweep/cpu_v1.json --report             # the claims, from validation only
+    python scripts/sweep.py configs/sweep/cpu_v1.json --test               # once, at the end: best run vs default on test
+    python scripts/sweep.py configs/sweep/cpu_v1.json --export results/sweep/cpu_v1   # the finished results, to commit
+
+Runs live under --root (default ~/workshop-sweeps/<grid name>/, outside the work tree): a killed sweep started again
+skips the runs in runs.jsonl and resumes the interrupted one from its Trainer checkpoint. Each record carries its
+provenance (date, commit, command, machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("grid", type=Path)
+    ap.add_argument("--root", type=Path, default=None, help="where runs and checkpoints go (default ~/workshop-sweeps/NAME)")
+    ap.add_argument("--only", default=None, help="comma-separated run ids")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (2 on the 2-core machine, nothing beside it)")
+    ap.add_argument("--report", action="store_true", help="print each claim's verdict (validation only)")
+    ap.add_argument("--test", action="store_true", help="score the test split for the best run and the default")
+    ap.add_argument("--export", type=Path, default=None, help="copy runs.jsonl (+ test.json) and the grid here")
+    args = ap.parse_args(argv)
+
+    from utils import sweep
+    from utils.reference import _git_commit
+
+    grid = sweep.load_grid(args.grid)
+    root = args.root or Path.home() / "workshop-sweeps" / grid.name
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.report:
+        records = sweep.finished(root)
+        noise = sweep.noise_level(grid, records)
+        print(f"{len(records)}/{len(grid.runs)} runs finished; seed spread (noise) = "
+              f"{'not measured yet' if noise is None else f'{noise:.2f} ROUGE-L'}")
+        for claim in grid.claims:
+            print(f"[{claim['id']}] {claim['claim']}: {json.dumps(sweep.verdict(claim, records, noise), ensure_ascii=False)}")
+        return 0
+    if args.test:
+        out = sweep.test_best_and_default(grid, root)
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+        return 0
+    if args.export:
+        args.export.mkdir(parents=True, exist_ok=True)
+        for name in ("runs.jsonl", "test.json"):
+            if (root / name).is_file():
+                shutil.copy(root / name, args.export / name)
+        shutil.copy(args.grid, args.export / "grid.json")
+        print(f"exported {root} -> {args.export}")
+        return 0
+
+    from utils.data import summarization_splits
+
+    provenance = {"date": date.today().isoformat(), "commit": _git_commit(), "command": " ".join([sys.argv[0], *sys.argv[1:]]),
+                  "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores" + (f", {args.threads} threads" if args.threads else "")}
+    splits = summarization_splits(sweep.run_config(grid, grid.default_run, root))
+    splits.pop("test")  # selection never sees it (run_one refuses it too)
+    sweep.run_grid(grid, root, splits, only=args.only.split(",") if args.only else None, provenance=provenance)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
