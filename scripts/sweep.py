@@ -26,6 +26,29 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def save_figures(grid, records: dict, folder: Path) -> None:
+    """One PNG per claim (and follow-up) plus the overview: the same figures 06 draws (utils.sweep_plots)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from utils import sweep, sweep_plots
+    from utils.display import use_japanese_font
+
+    use_japanese_font()
+    folder.mkdir(parents=True, exist_ok=True)
+    noise = sweep.noise_level(grid, records)
+    for claim in grid.claims + grid.followups:
+        if claim["kind"] != "spread" and all(r in records for r in sweep.claim_runs(claim)):
+            fig = sweep_plots.claim_figure(claim, records, grid.default_run, noise, title=sweep_plots.title(claim))
+            fig.savefig(folder / f"{claim['id']}.png", dpi=110)
+            plt.close(fig)
+    fig = sweep_plots.overview_figure(records, grid.default_run, noise)
+    fig.savefig(folder / "overview.png", dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("grid", type=Path)
@@ -47,15 +70,19 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     if args.report:
-        records = sweep.finished(root)
+        records = sweep.load_records(grid, root)
         noise = sweep.noise_level(grid, records)
         print(f"{len(records)}/{len(grid.runs)} runs finished; seed spread (noise) = "
               f"{'not measured yet' if noise is None else f'{noise:.2f} ROUGE-L'}")
-        for claim in grid.claims:
-            print(f"[{claim['id']}] {claim['claim']}: {json.dumps(sweep.verdict(claim, records, noise), ensure_ascii=False)}")
+        for claim in grid.claims + grid.followups:
+            v = sweep.verdict(claim, records, noise)
+            label = "follow-up " if claim in grid.followups else ""
+            print(f"[{label}{claim['id']}] {claim['claim']}\n  {sweep.reading(claim, v, noise)}")
         return 0
+    provenance = {"date": date.today().isoformat(), "commit": _git_commit(), "command": " ".join([sys.argv[0], *sys.argv[1:]]),
+                  "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores" + (f", {args.threads} threads" if args.threads else "")}
     if args.test:
-        out = sweep.test_best_and_default(grid, root)
+        out = sweep.test_best_and_default(grid, root, provenance=provenance)
         print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
     if args.export:
@@ -64,13 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             if (root / name).is_file():
                 shutil.copy(root / name, args.export / name)
         shutil.copy(args.grid, args.export / "grid.json")
+        save_figures(grid, sweep.load_records(grid, root), args.export / "figures")
         print(f"exported {root} -> {args.export}")
         return 0
 
     from utils.data import summarization_splits
 
-    provenance = {"date": date.today().isoformat(), "commit": _git_commit(), "command": " ".join([sys.argv[0], *sys.argv[1:]]),
-                  "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores" + (f", {args.threads} threads" if args.threads else "")}
     splits = summarization_splits(sweep.run_config(grid, grid.default_run, root))
     splits.pop("test")  # selection never sees it (run_one refuses it too)
     sweep.run_grid(grid, root, splits, only=args.only.split(",") if args.only else None, provenance=provenance)

@@ -10,9 +10,10 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 HOSTED = Path(__file__).resolve().parents[1] / "hosted" / "workshop_colab_kaggle.ipynb"  # generated from the five
 
 
-def test_the_five_numbered_notebooks_exist():
+def test_the_numbered_notebooks_exist():
+    """01-05 are the workshop; 06 is the optional hyper-parameter lesson."""
     names = [nb.name for nb in NOTEBOOKS]
-    assert len(names) == 5 and all(re.fullmatch(r"0[1-5]_[a-z0-9_]+\.ipynb", n) for n in names), names
+    assert len(names) == 6 and all(re.fullmatch(r"0[1-6]_[a-z0-9_]+\.ipynb", n) for n in names), names
 
 
 @pytest.mark.parametrize("path", [*NOTEBOOKS, HOSTED], ids=lambda p: p.name)

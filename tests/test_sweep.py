@@ -31,7 +31,7 @@ def test_the_committed_grid_is_valid_and_tests_every_claim_of_the_issue():
     ({"runs": {"default": {"learning_rat": "1e-3"}}}, "learning_rat"),
     ({"runs": {"default": {"learning_rate": "fast"}}}, "learning_rate"),
     ({"runs": {"default": {"base_model": "x"}}}, "スイープでは変えられません"),
-    ({"runs": {"default": {"method": "qlora"}}}, "lora か full"),
+    ({"runs": {"default": {"method": "qlora"}}}, "lora / full / none"),
     ({"runs": {"default": {"lora_dropout": 1.5}}}, "lora_dropout"),
 ])
 def test_a_bad_grid_stops_before_training_with_the_place_to_fix(tmp_path, change, message):
@@ -48,6 +48,18 @@ def test_a_claim_naming_a_missing_run_is_refused(tmp_path):
     path.write_text(json.dumps(raw))
     with pytest.raises(sweep.GridError, match="rank_2"):
         sweep.load_grid(path)
+
+
+def test_a_followup_must_say_why_and_when_it_was_added(tmp_path):
+    raw = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    raw["followups"] = [{"id": "more", "kind": "flat", "runs": ["default", "rank_4"], "claim": "x"}]
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(sweep.GridError, match="why"):
+        sweep.load_grid(path)
+    raw["followups"][0] |= {"why": "seen after the runs", "registered": "2026-12-01"}
+    path.write_text(json.dumps(raw))
+    assert [c["id"] for c in sweep.load_grid(path).followups] == ["more"]
 
 
 def test_the_environment_and_saved_settings_do_not_leak_into_a_run(clean_env):
@@ -86,7 +98,7 @@ def test_run_one_refuses_the_test_split(tmp_path):
 
 
 def _rec(run, per, lr=None):
-    return {"run": run, "settings": {"learning_rate": lr} if lr else {}, "validation": {
+    return {"run": run, "config": {"learning_rate": float(lr)} if lr else {}, "validation": {
         "rougeL": sum(per) / len(per), "rougeL_per_record": per, "ids": list(range(len(per)))}}
 
 
@@ -102,27 +114,45 @@ def test_verdicts_follow_the_ci_and_the_seed_spread():
     assert sweep.verdict({"kind": "a_beats_b", "runs": ["b", "a"]}, records, noise)["verdict"] == "支持されない (逆)"
     # c - b = +0.3 on every record: its CI excludes 0, but it is smaller than the seed spread
     assert sweep.verdict({"kind": "a_beats_b", "runs": ["c", "b"]}, records, noise)["verdict"] == "ノイズの範囲"
-    assert sweep.verdict({"kind": "flat", "runs": ["b", "c"]}, records, noise)["verdict"].startswith("支持された")
+    assert sweep.verdict({"kind": "flat", "runs": ["b", "c"]}, records, noise)["verdict"] == sweep.CONSISTENT  # not "proven"
     assert sweep.verdict({"kind": "flat", "runs": ["a", "b", "c"]}, records, noise)["beyond_noise"] == ["b", "c"]
     assert sweep.verdict({"kind": "a_beats_b", "runs": ["a", "zzz"]}, records, noise)["verdict"] == "未実行"
 
 
 def test_the_lr_ratio_claim():
-    records = {"l1": _rec("l1", [10.0, 11.0], "2e-3"), "l2": _rec("l2", [5.0, 6.0], "2e-4"),
-               "f1": _rec("f1", [9.0, 9.0], "2e-4"), "f2": _rec("f2", [4.0, 4.0], "2e-3")}
-    claim = {"kind": "best_ratio", "runs": {"lora": ["l1", "l2"], "full": ["f1", "f2"]}, "expect": [3, 30]}
+    records = {"l1": _rec("l1", [10.0, 11.0], "2e-3"), "l2": _rec("l2", [5.0, 6.0], "2e-4"), "l3": _rec("l3", [4.0, 6.0], "2e-2"),
+               "f1": _rec("f1", [9.0, 9.0], "2e-4"), "f2": _rec("f2", [4.0, 4.0], "2e-3"), "f3": _rec("f3", [3.0, 4.0], "2e-5")}
+    claim = {"kind": "best_ratio", "runs": {"lora": ["l1", "l2", "l3"], "full": ["f1", "f2", "f3"]}, "expect": [3, 30]}
     out = sweep.verdict(claim, records, None)
     assert out["ratio"] == pytest.approx(10.0) and out["verdict"] == "支持された"
     claim["expect"] = [20, 30]
     assert sweep.verdict(claim, records, None)["verdict"] == "支持されない"
 
 
+def test_a_best_lr_at_the_grid_edge_is_not_read_as_a_ratio():
+    per = {"2e-4": [5.0, 6.0, 5.5], "2e-3": [8.0, 9.0, 8.5], "2e-2": [6.0, 6.5, 6.0]}
+    records = {f"l{lr}": _rec(f"l{lr}", v, lr) for lr, v in per.items()}
+    records |= {"f2e-5": _rec("f2e-5", [1.0, 2.0, 1.5], "2e-5"), "f2e-4": _rec("f2e-4", [9.0, 9.5, 9.0], "2e-4")}
+    claim = {"kind": "best_ratio", "runs": {"lora": ["l2e-4", "l2e-3", "l2e-2"], "full": ["f2e-5", "f2e-4"]}, "expect": [3, 30]}
+    out = sweep.verdict(claim, records, 0.1)
+    assert out["ratio"] == pytest.approx(10.0) and out["edge"] == ["full"] and out["verdict"].startswith("判定できない")
+    records["f2e-3"] = _rec("f2e-3", [2.0, 2.5, 2.0], "2e-3")
+    claim["runs"]["full"].append("f2e-3")
+    out = sweep.verdict(claim, records, 0.1)
+    assert out["edge"] == [] and out["verdict"] == "支持された" and out["near_lrs"] == {"lora": [2e-3], "full": [2e-4]}
+    # with a seed spread larger than every difference, every lr is "as good as the best": the ratio is a range
+    wide = sweep.verdict(claim, records, 100.0)
+    assert wide["ratio_range"] == pytest.approx([2e-4 / 2e-3, 2e-2 / 2e-5])
+
+
 def test_one_real_tiny_run_trains_and_scores_validation(tmp_path, clean_env):
     """The same utils path as 04 (LoRA and full fine-tuning), shrunk: 16 train records, 1 epoch, 8 validation records."""
     raw = json.loads(COMMITTED.read_text(encoding="utf-8"))
     raw["base"] = {"n_train": 16, "n_val": 8, "num_train_epochs": 1, "max_new_tokens": 16, "eval_steps": 100}
-    raw["runs"] = {"default": {}, "full": {"method": "full", "learning_rate": "1e-4", "eval_each_epoch": True}}
+    raw["runs"] = {"default": {}, "full": {"method": "full", "learning_rate": "1e-4", "eval_each_epoch": True},
+                   "before": {"method": "none"}}
     raw["claims"] = [{"id": "x", "kind": "a_beats_b", "runs": ["default", "full"], "claim": "x"}]
+    raw["followups"] = []
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(raw))
     grid = sweep.load_grid(path)
@@ -135,6 +165,9 @@ def test_one_real_tiny_run_trains_and_scores_validation(tmp_path, clean_env):
     assert lora["train_records"] <= 16 and len(lora["validation"]["rougeL_per_record"]) == 8
     assert lora["trainable_parameters"] < full["trainable_parameters"]  # LoRA vs every weight
     assert [e["epoch"] for e in full["per_epoch"]] == [1]
+    before = done["before"]  # no training: the base model scored on the same validation records
+    assert before["optimizer_steps"] == 0 and before["validation"]["ids"] == lora["validation"]["ids"]
+    assert sweep.best_run(grid, done) != "before"
     assert (tmp_path / "runs" / "full" / "cpu" / "adapter" / "config.json").is_file()
     assert sweep.verdict(grid.claims[0], done, None)["verdict"] in ("支持された", "支持されない (逆)", "ノイズの範囲")
 
@@ -146,7 +179,147 @@ def test_the_script_reports_an_unstarted_sweep_and_refuses_test_before_every_run
     script = ROOT / "scripts" / "sweep.py"
     report = subprocess.run([sys.executable, str(script), str(COMMITTED), "--root", str(tmp_path), "--report"],
                             capture_output=True, text=True)
-    assert report.returncode == 0 and "0/23 runs finished" in report.stdout and "未実行" in report.stdout
+    n_runs = len(sweep.load_grid(COMMITTED).runs)
+    assert report.returncode == 0 and f"0/{n_runs} runs finished" in report.stdout and "未実行" in report.stdout
     test = subprocess.run([sys.executable, str(script), str(COMMITTED), "--root", str(tmp_path), "--test"],
                           capture_output=True, text=True)
     assert test.returncode != 0 and "全 run が終わってから" in test.stderr
+
+
+def test_an_epoch_curve_names_the_earliest_epoch_as_good_as_the_best():
+    base = [10.0, 12.0, 11.0, 9.0]
+    per_epoch = [{"epoch": e, "rougeL": sum(v) / 4, "rougeL_per_record": v, "ids": [0, 1, 2, 3]}
+                 for e, v in enumerate([[x - 5 for x in base], base, [x + 0.2 for x in base], [x + 4 for x in base]], start=1)]
+    records = {"run": {"per_epoch": per_epoch}}
+    claim = {"kind": "curve", "runs": ["run"], "expect": [1, 3]}
+    out = sweep.verdict(claim, records, 1.0)
+    assert out["best_epoch"] == 4 and out["enough_epoch"] == 4 and out["verdict"] == "支持されない"
+    out = sweep.verdict(claim, records, 10.0)  # a seed spread larger than every step: epoch 1 is as good as any
+    assert out["enough_epoch"] == 1 and out["verdict"] == sweep.CONSISTENT  # the best (4) is outside 1-3
+    per_epoch[2]["rougeL"] += 10  # now epoch 3 is the best
+    assert sweep.verdict(claim, records, 10.0)["verdict"] == "支持された"
+    assert "4 エポック目" in sweep.reading(claim, out, 10.0)
+
+
+def test_the_reading_is_made_from_the_numbers():
+    base = [10.0, 12.0, 11.0, 9.0, 13.0, 10.0, 12.0, 11.0]
+    records = {"a": _rec("a", [v + 5 for v in base]), "b": _rec("b", base)}
+    claim = {"kind": "a_beats_b", "runs": ["a", "b"]}
+    text = sweep.reading(claim, sweep.verdict(claim, records, 1.0), 1.0, names={"a": "既定"})
+    assert text.startswith("既定 − b = +5.0") and "支持された" in text and "1.0" in text
+    records["b"] = _rec("b", [v + 4.5 for v in base])
+    assert "ノイズの範囲" in sweep.reading(claim, sweep.verdict(claim, records, 1.0), 1.0)
+
+
+def test_a_participant_run_is_checked_like_the_grid_and_named_by_its_settings():
+    grid = sweep.load_grid(COMMITTED)
+    new, run_id = sweep.add_run(grid, {"n_train": 64})
+    assert run_id == "mine_n_train-64" and run_id in new.runs and run_id not in grid.runs
+    assert sweep.run_config(new, run_id, ROOT / "x").n_train == 64
+    for bad, message in (({"lora_r": 0}, "lora_r"), ({}, "MY_RUN"), ({"base_model": "x"}, "変えられません")):
+        with pytest.raises(sweep.GridError, match=message):
+            sweep.add_run(grid, bad)
+
+
+def test_the_guess_exercise_follows_the_noise_rule():
+    from utils import exercises
+
+    up = {"diff": 3.0, "ci_low": 1.0, "ci_high": 5.0}
+    assert exercises.check_sweep_guess("上がる", up, 1.9).ok
+    assert exercises.check_sweep_guess("上がる", up, 3.5).expected == "ノイズの範囲"  # clears 0 but not the seed spread
+    assert exercises.check_sweep_guess("ノイズの範囲", {"diff": -3.0, "ci_low": -5.0, "ci_high": 0.5}, 1.0).ok
+    assert exercises.check_sweep_guess(None, up, 1.9).status == exercises.UNANSWERED
+    assert not exercises.check_sweep_guess("良くなる", up, 1.9).ok
+
+
+def test_the_gpu_grid_is_valid_and_its_estimate_is_training_time_only():
+    from utils.estimates import MISTRAL_7B, count_lora_params
+
+    grid = sweep.load_grid(ROOT / "configs" / "sweep" / "gpu_v1.json")
+    assert all(s.get("method", "lora") == "lora" for s in grid.runs.values())  # no 7B full fine-tuning
+    all_linear = sweep.run_config(grid, "default", ROOT / "x")
+    attention = sweep.run_config(grid, "attention_only_r49", ROOT / "x")
+    a = count_lora_params(MISTRAL_7B, all_linear.lora_r, all_linear.lora_target_modules)
+    b = count_lora_params(MISTRAL_7B, attention.lora_r, attention.lora_target_modules)
+    assert abs(a - b) / a < 0.01  # "about equal trainable parameters", as the claim says
+    est = sweep.estimated_minutes(grid, "A100")
+    assert est["per_run"]["n_train_256"] < est["per_run"]["default"] and est["total"] == pytest.approx(sum(est["per_run"].values()))
+    with pytest.raises(sweep.GridError, match="gpu"):
+        sweep.estimated_minutes(sweep.load_grid(COMMITTED), "A100")
+
+
+SHIPPED = ROOT / "results" / "sweep" / "cpu_v1"
+
+
+def test_the_shipped_sweep_is_the_committed_grid_run_whole_with_provenance():
+    grid = sweep.load_grid(COMMITTED)
+    assert json.loads((SHIPPED / "grid.json").read_text(encoding="utf-8")) == grid.raw
+    records = sweep.load_records(grid, SHIPPED)
+    assert set(records) == set(grid.runs)
+    for rec in records.values():
+        prov = rec["provenance"]
+        assert prov["commit"] and prov["date"] and prov["machine"] and "scripts/sweep.py" in prov["command"]
+        assert rec["validation"]["ids"] == records[grid.default_run]["validation"]["ids"]  # the same 48 records
+    assert records["before"]["trainable_parameters"] == 0 and records["before"]["optimizer_steps"] == 0
+    test = json.loads((SHIPPED / "test.json").read_text(encoding="utf-8"))
+    assert test["best"] == sweep.best_run(grid, records) and test["default"] == grid.default_run
+    figures = {p.stem for p in (SHIPPED / "figures").glob("*.png")}
+    assert figures >= {c["id"] for c in grid.claims + grid.followups if c["kind"] != "spread"} | {"overview"}
+
+
+def test_the_shipped_default_run_reproduces_05s_reference_on_test():
+    """The control: the sweep's default run is 04's recipe, so its test ROUGE-L is 05's "after" of the reference run."""
+    test = json.loads((SHIPPED / "test.json").read_text(encoding="utf-8"))
+    reference = json.loads((ROOT / "reference_results" / "cpu.json").read_text(encoding="utf-8"))
+    assert test["n_test"] == reference["provenance"]["n_test"]
+    assert test["rougeL"]["default"] == pytest.approx(reference["metrics"]["rougeL"]["after"], abs=0.05)
+
+
+def test_a_plot_axis_is_the_one_knob_a_claims_runs_differ_in():
+    from utils import sweep_plots
+
+    grid = sweep.load_grid(COMMITTED)
+    records = sweep.load_records(grid, SHIPPED)
+    axes = {c["id"]: sweep_plots.axis_of(c, records, grid.default_run) for c in grid.claims}
+    assert axes["rank"] == "lora_r" and axes["data_size"] == "n_train" and axes["all_linear"] is None
+    assert sweep_plots.on_axis(records, grid.default_run, "n_train") == ["n_train_128", "n_train_256", "default"]
+
+
+def _num(x: float, sign: bool = False) -> str:
+    """A number as README writes it: one decimal, a real minus sign (U+2212), "+" when asked."""
+    return (f"{x:+.1f}" if sign else f"{x:.1f}").replace("-", "−")
+
+
+def _ci(d: dict) -> str:
+    return f"{_num(d['diff'], True)} (CI [{_num(d['ci_low'], True)}, {_num(d['ci_high'], True)}])"
+
+
+def test_the_readme_sweep_figures_are_the_shipped_results():
+    """README's sweep paragraph is hand-written: every figure in it is recomputed here from results/sweep/cpu_v1."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("**ハイパーパラメータのスイープ (06、任意)**", 1)[1].split("同梱の小型モデルは", 1)[0]
+    grid = sweep.load_grid(COMMITTED)
+    records = sweep.load_records(grid, SHIPPED)
+    noise = sweep.noise_level(grid, records)
+    seeds = [records[r]["validation"]["rougeL"] for r in ("default", "seed_43", "seed_44")]
+    assert f"{' / '.join(_num(v) for v in seeds)}、幅 {_num(noise)}" in section
+    assert f"±{sweep.resolution(records, 'default'):.1f}" in section
+    verdicts = {c["id"]: sweep.verdict(c, records, noise) for c in grid.claims + grid.followups}
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    row = lambda start: next(line for line in rows if line.split("|")[1].strip().startswith(start))  # noqa: E731
+    for start, ids in {"LoRA の最良の lr": ["lr_ratio", "lr_ratio_wider"], "ランク": ["rank"], "全線形層": ["all_linear"],
+                       "1〜3 エポック": ["epochs"], "大きなバッチ": ["batch"], "データは多いほど": ["data_size"],
+                       "lora_dropout": ["dropout"]}.items():
+        for cid in ids:
+            assert verdicts[cid]["verdict"] in row(start), (cid, verdicts[cid]["verdict"], row(start))
+    for start, cid in {"全線形層": "all_linear", "大きなバッチ": "batch", "データは多いほど": "data_size"}.items():
+        assert _ci(verdicts[cid]) in row(start), (cid, _ci(verdicts[cid]))
+    rank = verdicts["rank"]["diffs"]["rank_1"]
+    assert _ci(rank) in row("ランク")
+    far = sweep.beyond_default(records, "default", noise)
+    assert f"{len(far)} run だけ" in section and all(_ci(r) in section for r in far), [_ci(r) for r in far]
+    test = json.loads((SHIPPED / "test.json").read_text(encoding="utf-8"))
+    best, default = test["rougeL"][test["best"]], test["rougeL"]["default"]
+    d = test["best_minus_default"]
+    assert (f"既定 {_num(default)} に対して {_num(best)} (差 {_num(d['diff'], True)}、CI [{_num(d['ci_low'], True)}, "
+            f"{_num(d['ci_high'], True)}]、{'ノイズを超える差' if sweep.beyond_noise(d, noise) else 'ノイズの範囲'})") in section

@@ -220,7 +220,7 @@ def profile_settings(profile: str) -> dict[str, object]:
     return dict(_PROFILE_DEFAULTS[profile])
 
 
-def _parse(name: str, raw: str, annotation: str, where: str | None = None):
+def parse_value(name: str, raw: str, annotation: str, where: str | None = None):
     """Convert an environment string (or a settings value, as text) to the field's type, or say clearly what is wrong."""
     env = where or f"環境変数 WORKSHOP_{name.upper()}"
     try:
@@ -327,7 +327,7 @@ def _settings_values(settings: dict) -> dict:
                    else f"使える項目: {', '.join(n for n in fields if n not in NOT_IN_SETTINGS)}")
             raise ConfigError(f"SETTINGS の {name!r} は設定できる項目ではありません ({why})。")
         text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else ("none" if value is None else str(value))
-        out[name] = _parse(name, text, fields[name], where=f"SETTINGS[{name!r}]")
+        out[name] = parse_value(name, text, fields[name], where=f"SETTINGS[{name!r}]")
     return out
 
 
@@ -402,7 +402,7 @@ def get_config(profile: str | None = None, **overrides) -> WorkshopConfig:
         raw = os.environ.get(f"WORKSHOP_{f.name.upper()}")
         if raw is not None:
             annotation = str(f.type).replace("typing.", "")
-            values[f.name] = _parse(f.name, raw, annotation)
+            values[f.name] = parse_value(f.name, raw, annotation)
     unknown = set(overrides) - {f.name for f in dataclasses.fields(WorkshopConfig)}
     if unknown:
         raise ConfigError(f"未知の設定項目: {sorted(unknown)}")
@@ -410,11 +410,12 @@ def get_config(profile: str | None = None, **overrides) -> WorkshopConfig:
     if values.get("output_dir") is not None:
         values["output_dir"] = Path(values["output_dir"])
     cfg = WorkshopConfig(**values)  # type: ignore[arg-type]
-    _validate(cfg)
+    validate(cfg)
     return cfg
 
 
-def _validate(cfg: WorkshopConfig) -> None:
+def validate(cfg: WorkshopConfig) -> None:
+    """The checks every config passes (get_config and a sweep's runs): values a run cannot use, said in Japanese."""
     if cfg.compute_dtype not in ("auto", "bfloat16", "float16", "float32"):
         raise ConfigError(f"compute_dtype={cfg.compute_dtype!r}: auto / bfloat16 / float16 / float32 のいずれかにしてください。")
     if cfg.attn_implementation not in ATTN_IMPLEMENTATIONS:

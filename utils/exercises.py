@@ -366,3 +366,22 @@ def check_invented(answer, output: str, passage: str) -> CheckResult:
         where = "出力にない語です" if not any(a in normalise(output) for a in others) else "数えた語に当たりません"
         hints.append(f"{others} は{where} (数えるのは数と名前: {sorted(counted)})")
     return _wrong("。".join(hints) + "。", truth)
+
+
+GUESSES = ("上がる", "下がる", "ノイズの範囲")
+
+
+def check_sweep_guess(answer, diff: dict, noise: float | None) -> CheckResult:
+    """06: the participant's guess for their own run against the default, read by the grid's pre-registered noise
+    rule (``utils.sweep.beyond_noise``: the paired CI excludes 0 and the difference is larger than the seed spread)."""
+    from .sweep import beyond_noise
+
+    if _is_blank(answer):
+        return _unanswered(f"MY_GUESS ({' / '.join(map(repr, GUESSES))} のどれか)")
+    if answer not in GUESSES:
+        return _wrong(f"MY_GUESS は {' / '.join(map(repr, GUESSES))} のどれかにしてください (今は {answer!r})。")
+    expected = ("上がる" if diff["diff"] > 0 else "下がる") if beyond_noise(diff, noise) else "ノイズの範囲"
+    why = (f"既定との差 {diff['diff']:+.1f} (95% CI [{diff['ci_low']:+.1f}, {diff['ci_high']:+.1f}])、seed による幅 "
+           f"{noise:.1f}: 区間が 0 をまたがず、差が幅より大きいときだけ「上がる / 下がる」と読みます。")
+    return _correct(f"結果は「{expected}」でした。{why}", expected) if answer == expected else \
+        _wrong(f"結果は「{expected}」でした。{why}", expected)

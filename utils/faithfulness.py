@@ -45,11 +45,10 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
-@lru_cache(maxsize=1)
 def _tagger():
-    import fugashi
+    from .metrics import mecab_tagger
 
-    return fugashi.Tagger()  # unidic-lite: the dictionary metrics.py's ROUGE tokens come from
+    return mecab_tagger()  # the dictionary metrics.py's ROUGE tokens come from, with parts of speech
 
 
 @dataclass(frozen=True)

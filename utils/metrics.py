@@ -19,13 +19,20 @@ ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 ROUGE_JA_PATH = str(Path(__file__).parent / "rouge_ja" / "rouge_ja.py")  # for evaluate.load()
 
 
+@lru_cache(maxsize=None)
+def mecab_tagger(options: str = ""):
+    """The one MeCab (fugashi + unidic-lite) every Japanese word in the workshop comes from: ROUGE's tokens
+    (``-Owakati``) and faithfulness.py's parts of speech (no options), one tagger per option string."""
+    import fugashi
+
+    return fugashi.Tagger(options)  # finds the unidic-lite dictionary
+
+
 class _MecabTokenizer:
     """The ``tokenize(text) -> list[str]`` interface that ``rouge_score`` accepts."""
 
     def __init__(self) -> None:
-        import fugashi
-
-        self._tagger = fugashi.Tagger("-Owakati")  # finds the unidic-lite dictionary
+        self._tagger = mecab_tagger("-Owakati")
 
     def tokenize(self, text: str) -> list[str]:
         text = unicodedata.normalize("NFKC", text)

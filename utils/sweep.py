@@ -18,18 +18,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError, WorkshopConfig, _parse, _validate, profile_settings
+from .config import ConfigError, WorkshopConfig, parse_value, profile_settings, validate
 
-GRID_KEYS = {"name", "registered", "profile", "purpose", "metric", "selection", "noise", "base", "runs", "claims", "default_run"}
+GRID_KEYS = {"name", "registered", "profile", "purpose", "metric", "selection", "noise", "base", "runs", "claims", "default_run",
+             "followups"}
 REQUIRED_GRID_KEYS = {"name", "registered", "profile", "metric", "selection", "noise", "runs", "claims", "default_run"}
-RUN_KEYS = {"method", "eval_each_epoch"}  # besides WorkshopConfig fields: "lora" (default) or "full"; per-epoch eval
+RUN_KEYS = {"method", "eval_each_epoch", "added"}  # besides WorkshopConfig fields; "added": why a run came after the results
+METHODS = ("lora", "full", "none")  # LoRA (default), every weight, or no training (the "before" line on validation)
 NOT_IN_GRID = {"profile", "output_dir", "base_model", "data_path", "adapter"}  # what a sweep may not change
 CLAIM_KEYS = {"id", "claim", "source", "kind", "runs", "expect"}
 CLAIM_KINDS = {
     "best_ratio": "runs: {'a': [...], 'b': [...]}; expect: [low, high] for best lr of a / best lr of b",
     "flat": "runs: [...]; supported when no run differs from the best beyond noise",
     "a_beats_b": "runs: ['a', 'b']; supported when a - b is above noise",
-    "curve": "runs: ['one run with eval_each_epoch']; reports the best epoch",
+    "curve": "runs: ['one run with eval_each_epoch']; the best epoch and the earliest within noise of it (expect: its range)",
     "spread": "runs: [...the same settings at several seeds]; measures the noise",
 }
 
@@ -49,6 +51,7 @@ class Grid:
     default_run: str
     noise: str
     raw: dict
+    followups: list[dict] = dataclasses.field(default_factory=list)  # claims added after results were seen, labelled so
 
 
 def _fields() -> dict[str, str]:
@@ -67,10 +70,35 @@ def _values(settings: dict, where: str) -> dict:
             raise GridError(f"{where}: {why}。")
         text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
         try:
-            out[key] = _parse(key, text, fields[key], where=f"{where}.{key}")
+            out[key] = parse_value(key, text, fields[key], where=f"{where}.{key}")
         except ConfigError as err:
             raise GridError(str(err)) from None
     return out
+
+
+def _check_claims(path: Path, claims: list[dict], runs: dict, key: str, ids: set[str]) -> None:
+    """Every claim (or follow-up) names runs that exist, has a known kind and a unique id; a follow-up says why and when
+    it was added (it was written after results were seen, and the reading labels it so)."""
+    needed = {"id", "claim", "kind", "runs"} | ({"why", "registered"} if key == "followups" else set())
+    allowed = CLAIM_KEYS | ({"why", "registered"} if key == "followups" else set())
+    for i, claim in enumerate(claims):
+        where = f"{path}: {key}[{i}]"
+        if set(claim) - allowed or not needed <= set(claim):
+            raise GridError(f"{where}: 項目は {sorted(allowed)} です ({', '.join(sorted(needed))} は必須)。")
+        if claim["kind"] not in CLAIM_KINDS:
+            raise GridError(f"{where}.kind: {claim['kind']!r} は未知です ({', '.join(CLAIM_KINDS)})。")
+        missing_runs = [r for r in claim_runs(claim) if r not in runs]
+        if missing_runs:
+            raise GridError(f"{where}: runs {missing_runs} がグリッドの runs にありません。")
+        if claim["id"] in ids:
+            raise GridError(f"{where}: id {claim['id']!r} が重複しています。")
+        ids.add(claim["id"])
+
+
+def claim_runs(claim: dict) -> list[str]:
+    """The run ids a claim reads, in order (a best_ratio claim names two groups)."""
+    runs = claim["runs"]
+    return [r for group in (runs.values() if isinstance(runs, dict) else [runs]) for r in group]
 
 
 def load_grid(path: str | Path) -> Grid:
@@ -87,34 +115,22 @@ def load_grid(path: str | Path) -> Grid:
                         f"(使える項目: {sorted(GRID_KEYS)})。")
     if raw["profile"] not in ("cpu", "gpu"):
         raise GridError(f"{path}: profile は cpu か gpu にしてください (今は {raw['profile']!r})。")
-    base = _values(raw.get("base", {}), f"{path}: base")
-    runs = {}
-    for run_id, settings in raw["runs"].items():
+    grid = Grid(path, raw["name"], raw["profile"], _values(raw.get("base", {}), f"{path}: base"), raw["runs"],
+                raw["claims"], raw["default_run"], raw["noise"], raw, raw.get("followups", []))
+    for run_id, settings in grid.runs.items():
         where = f"{path}: runs.{run_id}"
-        if settings.get("method", "lora") not in ("lora", "full"):
-            raise GridError(f"{where}.method: lora か full にしてください (今は {settings.get('method')!r})。")
-        runs[run_id] = settings
+        if settings.get("method", "lora") not in METHODS:
+            raise GridError(f"{where}.method: {' / '.join(METHODS)} のどれかにしてください (今は {settings.get('method')!r})。")
         try:
-            run_config(Grid(path, raw["name"], raw["profile"], base, runs, [], "", "", raw), run_id, Path("/nonexistent"))
+            run_config(grid, run_id, Path("/nonexistent"))
         except ConfigError as err:
             raise GridError(f"{where}: {err}") from None
-    if raw["default_run"] not in runs:
-        raise GridError(f"{path}: default_run {raw['default_run']!r} が runs にありません。")
-    ids = set()
-    for i, claim in enumerate(raw["claims"]):
-        where = f"{path}: claims[{i}]"
-        if set(claim) - CLAIM_KEYS or not {"id", "claim", "kind", "runs"} <= set(claim):
-            raise GridError(f"{where}: 項目は {sorted(CLAIM_KEYS)} です (id, claim, kind, runs は必須)。")
-        if claim["kind"] not in CLAIM_KINDS:
-            raise GridError(f"{where}.kind: {claim['kind']!r} は未知です ({', '.join(CLAIM_KINDS)})。")
-        named = [r for group in (claim["runs"].values() if isinstance(claim["runs"], dict) else [claim["runs"]]) for r in group]
-        missing_runs = [r for r in named if r not in runs]
-        if missing_runs:
-            raise GridError(f"{where}: runs {missing_runs} がグリッドの runs にありません。")
-        if claim["id"] in ids:
-            raise GridError(f"{where}: id {claim['id']!r} が重複しています。")
-        ids.add(claim["id"])
-    return Grid(path, raw["name"], raw["profile"], base, runs, raw["claims"], raw["default_run"], raw["noise"], raw)
+    if grid.default_run not in grid.runs:
+        raise GridError(f"{path}: default_run {grid.default_run!r} が runs にありません。")
+    ids: set[str] = set()
+    _check_claims(path, grid.claims, grid.runs, "claims", ids)
+    _check_claims(path, grid.followups, grid.runs, "followups", ids)
+    return grid
 
 
 def run_config(grid: Grid, run_id: str, root: Path) -> WorkshopConfig:
@@ -123,7 +139,7 @@ def run_config(grid: Grid, run_id: str, root: Path) -> WorkshopConfig:
     values = {"profile": grid.profile, **profile_settings(grid.profile), **grid.base,
               **_values(grid.runs[run_id], f"{grid.path}: runs.{run_id}"), "output_dir": Path(root) / run_id}
     cfg = WorkshopConfig(**values)
-    _validate(cfg)
+    validate(cfg)
     return cfg
 
 
@@ -140,6 +156,23 @@ def finished(root: Path) -> dict[str, dict]:
     if not path.is_file():
         return {}
     return {rec["run"]: rec for rec in (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line)}
+
+
+KNOBS = {"learning_rate": "学習率", "lora_r": "ランク r", "n_train": "学習レコード数", "lora_dropout": "lora_dropout",
+         "effective_batch": "実効バッチ (1 更新あたりのレコード数)", "num_train_epochs": "エポック数", "seed": "学習 seed",
+         "lora_target_modules": "LoRA を付ける層"}
+
+
+def knob_values(cfg: WorkshopConfig) -> dict:
+    """The settings a sweep varies, as a run actually used them (the profile's value where the run did not set one)."""
+    return {k: getattr(cfg, k) for k in KNOBS if hasattr(cfg, k)} | {"lora_target_modules": tuple(cfg.lora_target_modules),
+        "effective_batch": cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps}
+
+
+def load_records(grid: Grid, root: Path) -> dict[str, dict]:
+    """The finished runs of this grid, each with ``config``: its knob values, derived from the grid file (the one
+    source of a run's settings), so that "default" has a learning rate too."""
+    return {r: rec | {"config": knob_values(run_config(grid, r, root))} for r, rec in finished(root).items() if r in grid.runs}
 
 
 def validation_scores(model, tokenizer, cfg: WorkshopConfig, validation: list[dict]) -> dict:
@@ -182,7 +215,14 @@ def run_one(grid: Grid, run_id: str, root: Path, splits: dict[str, list[dict]]) 
     settings = grid.runs[run_id]
     selected = select({**splits, "test": []}, cfg)
     model, tokenizer = load_model_and_tokenizer(cfg)
-    model = _trainable(model, cfg, settings.get("method", "lora"))
+    method = settings.get("method", "lora")
+    if method == "none":  # the base model as it is: the "before" score every run is read against
+        t0 = time.time()
+        scores = validation_scores(model.eval(), tokenizer, cfg, selected["validation"])
+        return {"run": run_id, "settings": settings, "method": method, "seconds": time.time() - t0, "trainable_parameters": 0,
+                "train_records": 0, "optimizer_steps": 0, "fit": None, "train_loss": [], "eval_loss": [],
+                "validation": scores, "per_epoch": [], "resumed_from": None}
+    model = _trainable(model, cfg, method)
     train_ds, val_ds, fit = training.sft_datasets(selected, tokenizer, cfg)
     args = training.sft_config(cfg, cfg.run_dir / "trainer")
     trainer = training.sft_trainer(model, args, cfg, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer)
@@ -204,7 +244,7 @@ def run_one(grid: Grid, run_id: str, root: Path, splits: dict[str, list[dict]]) 
     scores = validation_scores(model, tokenizer, cfg, selected["validation"])
     history = trainer.state.log_history
     return {
-        "run": run_id, "settings": settings, "method": settings.get("method", "lora"), "seconds": seconds,
+        "run": run_id, "settings": settings, "method": method, "seconds": seconds,
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "train_records": len(train_ds), "optimizer_steps": trainer.state.global_step, "fit": fit["train"],
         "train_loss": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
@@ -232,6 +272,46 @@ def run_grid(grid: Grid, root: Path, splits: dict[str, list[dict]], only: list[s
     return done
 
 
+def add_run(grid: Grid, settings: dict, prefix: str = "mine") -> tuple[Grid, str]:
+    """The grid with one more run (06's exercise: the participant's point), checked like the file's runs; its id
+    says its settings (e.g. ``mine_n_train-64``)."""
+    if not isinstance(settings, dict) or not settings:
+        raise GridError("MY_RUN は設定の辞書にしてください (例: {\"learning_rate\": \"1e-2\"} や {\"lora_r\": 8})。")
+    run_id = prefix + "_" + "_".join(f"{k}-{v}" for k, v in settings.items())
+    runs = {**grid.runs, run_id: settings}
+    new = dataclasses.replace(grid, runs=runs)
+    try:
+        run_config(new, run_id, Path("/nonexistent"))
+    except ConfigError as err:
+        raise GridError(f"MY_RUN: {err}") from None
+    return new, run_id
+
+
+def check_same_validation(records: dict[str, dict], grid: Grid, run_id: str, splits: dict[str, list[dict]]) -> None:
+    """Before training: the shipped runs were scored on certain validation records, and a new run is comparable only
+    on the same ones (not, e.g., with WORKSHOP_DATA_PATH pointing at other data)."""
+    from .data import select
+
+    ids = [r["index"] for r in select({**splits, "test": []}, run_config(grid, run_id, Path("/nonexistent")))["validation"]]
+    if records[grid.default_run]["validation"]["ids"] != ids:
+        raise GridError("同梱のスイープ結果は、同梱の dolly-ja の validation (cpu プロファイル) で測ったものです。"
+                        "いまの validation はそれと違うので比べられません。WORKSHOP_DATA_PATH などデータを変える設定を外して実行してください。")
+
+
+def estimated_minutes(grid: Grid, gpu: str) -> dict:
+    """Training minutes of every run of a gpu grid on ``gpu`` (utils.estimates' assumptions: compute-bound at 30%
+    of peak; validation generation, evaluation and loading are not counted): an estimate, not a measurement."""
+    from .estimates import gpu_training_tokens, training_minutes
+
+    if grid.profile != "gpu":
+        raise GridError(f"{grid.path}: 推定は gpu のグリッドだけです (profile={grid.profile!r})。")
+    per_run = {}
+    for run_id in grid.runs:
+        cfg = run_config(grid, run_id, Path("/nonexistent"))
+        per_run[run_id] = training_minutes(gpu_training_tokens(cfg.num_train_epochs, cfg.n_train)["tokens"], gpu)
+    return {"per_run": per_run, "total": sum(per_run.values()), "gpu": gpu}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Reading the claims (validation only)
 # ---------------------------------------------------------------------------------------------------------------
@@ -255,6 +335,24 @@ def difference(records: dict[str, dict], a: str, b: str, seed: int = 0) -> dict:
     return {"diff": va["rougeL"] - vb["rougeL"], "ci_low": lo, "ci_high": hi}
 
 
+# A claim that says "this knob does not matter" is never proven by a sweep: no difference beyond noise is only
+# consistent with it (a larger validation set could still find one; see resolution()).
+CONSISTENT = "ノイズの範囲 (主張と矛盾しない)"
+
+
+def resolution(records: dict[str, dict], reference: str) -> float:
+    """The median half-width of the paired 95% CIs of every trained run against ``reference``: differences much
+    smaller than this cannot be told apart on these validation records, whatever the seeds do."""
+    runs = [r for r in records if r != reference and records[r].get("method", "lora") != "none"]
+    return statistics.median((row["ci_high"] - row["ci_low"]) / 2 for row in versus(records, runs, reference))
+
+
+def beyond_default(records: dict[str, dict], default: str, noise: float | None) -> list[dict]:
+    """The trained runs whose difference from the default passes the noise rule (06's summary line)."""
+    runs = [r for r in records if r != default and records[r].get("method", "lora") != "none"]
+    return [row for row in versus(records, runs, default) if beyond_noise(row, noise)]
+
+
 def beyond_noise(d: dict, noise: float | None) -> bool:
     """A difference counts when its CI excludes 0 and it is larger than the seed spread (the pre-registered rule)."""
     return (d["ci_low"] > 0 or d["ci_high"] < 0) and (noise is None or abs(d["diff"]) > noise)
@@ -263,7 +361,7 @@ def beyond_noise(d: dict, noise: float | None) -> bool:
 def verdict(claim: dict, records: dict[str, dict], noise: float | None) -> dict:
     """supported / not supported / within noise (Japanese label) for one claim, with the numbers it rests on."""
     kind, runs = claim["kind"], claim["runs"]
-    named = [r for group in (runs.values() if isinstance(runs, dict) else [runs]) for r in group]
+    named = claim_runs(claim)
     if not all(r in records for r in named):
         return {"verdict": "未実行", "missing": [r for r in named if r not in records]}
     score = lambda r: records[r]["validation"]["rougeL"]  # noqa: E731
@@ -271,9 +369,16 @@ def verdict(claim: dict, records: dict[str, dict], noise: float | None) -> dict:
         values = [score(r) for r in runs]
         return {"verdict": "ノイズの大きさ", "spread": max(values) - min(values), "values": values}
     if kind == "curve":
-        epochs = records[runs[0]]["per_epoch"]
-        best = max(epochs, key=lambda e: e["rougeL"])
-        return {"verdict": "曲線", "best_epoch": best["epoch"], "values": {e["epoch"]: e["rougeL"] for e in epochs}}
+        epochs = {e["epoch"]: {"run": e["epoch"], "validation": e} for e in records[runs[0]]["per_epoch"]}
+        best = max(epochs, key=lambda e: epochs[e]["validation"]["rougeL"])
+        # the earliest epoch as good as the best within noise: "enough" epochs
+        enough = min(e for e in epochs if e == best or not beyond_noise(difference(epochs, best, e), noise))
+        out = {"best_epoch": best, "enough_epoch": enough, "values": {e: r["validation"]["rougeL"] for e, r in epochs.items()}}
+        if "expect" not in claim:
+            return {"verdict": "曲線", **out}
+        low, high = claim["expect"]
+        label = "支持されない" if not low <= enough <= high else "支持された" if low <= best <= high else CONSISTENT
+        return {"verdict": label, **out}
     if kind == "a_beats_b":
         d = difference(records, runs[0], runs[1])
         label = ("支持された" if d["diff"] > 0 else "支持されない (逆)") if beyond_noise(d, noise) else "ノイズの範囲"
@@ -282,25 +387,97 @@ def verdict(claim: dict, records: dict[str, dict], noise: float | None) -> dict:
         best = max(runs, key=score)
         diffs = {r: difference(records, best, r) for r in runs if r != best}
         worse = [r for r, d in diffs.items() if beyond_noise(d, noise)]
-        return {"verdict": "支持された (差はノイズの範囲)" if not worse else "支持されない", "best": best,
+        return {"verdict": CONSISTENT if not worse else "支持されない", "best": best,
                 "beyond_noise": worse, "diffs": diffs}
     if kind == "best_ratio":
+        lr = lambda r: float(records[r]["config"]["learning_rate"])  # noqa: E731
         (name_a, group_a), (name_b, group_b) = list(runs.items())
-        best_a, best_b = max(group_a, key=score), max(group_b, key=score)
-        lr = lambda r: float(records[r]["settings"]["learning_rate"])  # noqa: E731
-        ratio = lr(best_a) / lr(best_b)
+        best, near, edge = {}, {}, []
+        for name, group in ((name_a, group_a), (name_b, group_b)):
+            best[name] = max(group, key=score)
+            near[name] = sorted(lr(r) for r in group
+                                if r == best[name] or not beyond_noise(difference(records, best[name], r), noise))
+            if lr(best[name]) in (min(map(lr, group)), max(map(lr, group))):
+                edge.append(name)  # the best is the grid's smallest or largest lr: the optimum may lie outside it
+        ratio = lr(best[name_a]) / lr(best[name_b])
         low, high = claim["expect"]
-        return {"verdict": "支持された" if low <= ratio <= high else "支持されない", "ratio": ratio,
-                "best": {name_a: best_a, name_b: best_b}}
+        label = ("判定できない (最良が格子の端)" if edge else "支持された" if low <= ratio <= high else "支持されない")
+        return {"verdict": label, "ratio": ratio, "best": best, "edge": edge, "near_lrs": near,
+                "best_lr": {n: lr(r) for n, r in best.items()},
+                "ratio_range": [near[name_a][0] / near[name_b][-1], near[name_a][-1] / near[name_b][0]]}
     raise GridError(f"claim {claim['id']}: 未知の kind {kind!r}")
+
+
+def ci_text(d: dict) -> str:
+    """A difference as the readings write it: +2.4 (95% CI [-0.3, +5.4])."""
+    return f"{d['diff']:+.1f} (95% CI [{d['ci_low']:+.1f}, {d['ci_high']:+.1f}])"
+
+
+def _times(x: float) -> str:
+    return f"{x:.0f}" if x >= 10 else f"{x:.2g}"
+
+
+def _lr(value: float) -> str:
+    return f"{value:.0e}".replace("e-0", "e-")
+
+
+def reading(claim: dict, v: dict, noise: float | None, names: dict[str, str] | None = None) -> str:
+    """One claim's verdict in Japanese with the numbers it rests on (06 prints it; nothing in it is hand-written)."""
+    names = names or {}
+    name = lambda r: names.get(r, r)  # noqa: E731
+    rule = "" if noise is None else f" (ノイズ = seed による幅 {noise:.1f})"
+    if v["verdict"] == "未実行":
+        return f"未実行の run があります: {', '.join(v['missing'])}"
+    kind = claim["kind"]
+    if kind == "spread":
+        values = " / ".join(f"{x:.1f}" for x in v["values"])
+        return (f"同じ設定を学習 seed だけ変えて {len(v['values'])} 回: validation ROUGE-L {values}、幅 {v['spread']:.1f} ポイント。"
+                f"これより小さい差は「ノイズの範囲」と読みます。")
+    if kind == "curve":
+        values = "、".join(f"{e} エポック目 {x:.1f}" for e, x in v["values"].items())
+        return (f"{values}。最良は {v['best_epoch']} エポック目、それとノイズの範囲で同じなのは {v['enough_epoch']} エポック目から"
+                f"{rule} → {v['verdict']}")
+    if kind == "a_beats_b":
+        a, b = claim["runs"]
+        return f"{name(a)} − {name(b)} = {ci_text(v)}{rule} → {v['verdict']}"
+    if kind == "flat":
+        worse_runs = [f"{name(r)} {ci_text(v['diffs'][r])}" for r in v["beyond_noise"]]
+        far = max(v["diffs"], key=lambda r: v["diffs"][r]["diff"])
+        worse = (f"ノイズを超えて劣るのは {', '.join(worse_runs)}" if worse_runs else
+                 f"他はすべてノイズの範囲 (いちばん大きい差: {name(v['best'])} − {name(far)} = {ci_text(v['diffs'][far])})")
+        return f"最良は {name(v['best'])}。{worse}{rule} → {v['verdict']}"
+    if kind == "best_ratio":
+        (na, ba), (nb, bb) = v["best"].items()
+        spans = {n: "〜".join(dict.fromkeys([_lr(v["near_lrs"][n][0]), _lr(v["near_lrs"][n][-1])])) for n in (na, nb)}
+        near = "、".join(f"{name(n)} {span}" for n, span in spans.items())
+        low, high = v["ratio_range"]
+        edge = (f"{'・'.join(map(name, v['edge']))} の最良は試した lr の端なので、本当の最良は格子の外かもしれません。"
+                if v["edge"] else "")
+        return (f"最良の lr: {name(na)} {_lr(v['best_lr'][na])}、{name(nb)} {_lr(v['best_lr'][nb])} → 比 {_times(v['ratio'])} 倍 "
+                f"(予想 {claim['expect'][0]}〜{claim['expect'][1]} 倍)。ノイズの範囲で最良と同じくらいの lr: {near} → 比は "
+                f"{_times(low)}〜{_times(high)} 倍。{edge}→ {v['verdict']}")
+    raise GridError(f"claim {claim.get('id')}: 未知の kind {kind!r}")
+
+
+def versus(records: dict[str, dict], runs: list[str], reference: str) -> list[dict]:
+    """Each run's validation ROUGE-L minus the reference run's on the same records, with the paired 95% CI, and its last
+    validation loss: the points 06 plots (a point counts when its CI excludes 0 and it lies outside the seed band)."""
+    rows = []
+    for r in runs:
+        d = difference(records, r, reference) if r != reference else {"diff": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+        losses = records[r].get("eval_loss") or []
+        rows.append({"run": r, "rougeL": records[r]["validation"]["rougeL"], **d,
+                     "eval_loss": losses[-1]["eval_loss"] if losses else None})
+    return rows
 
 
 def best_run(grid: Grid, records: dict[str, dict]) -> str:
     """The run with the highest validation ROUGE-L (the selection rule; test is not read)."""
-    return max(records, key=lambda r: records[r]["validation"]["rougeL"])
+    trained = [r for r in records if records[r].get("method", "lora") != "none"]
+    return max(trained, key=lambda r: records[r]["validation"]["rougeL"])
 
 
-def test_best_and_default(grid: Grid, root: Path, seed: int = 0) -> dict:
+def test_best_and_default(grid: Grid, root: Path, seed: int = 0, provenance: dict | None = None) -> dict:
     """Once, after every run: the test split for the best run and the default, ROUGE-L with the paired CI of
     best - default (05's scorer). Written to root/test.json."""
     from .data import select, summarization_splits
@@ -309,7 +486,7 @@ def test_best_and_default(grid: Grid, root: Path, seed: int = 0) -> dict:
     from .metrics import ja_rouge_per_example, paired_bootstrap_ci
     from .modeling import load_model_and_tokenizer
 
-    records = finished(root)
+    records = load_records(grid, root)
     missing = [r for r in grid.runs if r not in records]
     if missing:
         raise GridError(f"test は全 run が終わってから 1 度だけ使います。未実行: {missing}")
@@ -325,7 +502,7 @@ def test_best_and_default(grid: Grid, root: Path, seed: int = 0) -> dict:
         rows, _ = eval_prompts(select(summarization_splits(cfg), cfg)["test"], tokenizer, cfg)
         gens = generate(model, tokenizer, [r["prompt"] for r in rows], **cfg.generation_kwargs, desc=f"test {run_id}")
         scores[run_id] = ja_rouge_per_example([g.text for g in gens], [r["reference"] for r in rows])["rougeL"]
-    out = {"best": chosen, "default": grid.default_run, "n_test": len(scores[chosen]),
+    out = {"best": chosen, "default": grid.default_run, "n_test": len(scores[chosen]), "provenance": provenance,
            "rougeL": {r: statistics.fmean(v) for r, v in scores.items()}}
     if chosen != grid.default_run:
         lo, hi = paired_bootstrap_ci(scores[grid.default_run], scores[chosen], seed=seed)
