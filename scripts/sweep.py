@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (2 on the 2-core machine, nothing beside it)")
     ap.add_argument("--report", action="store_true", help="print each claim's verdict (validation only)")
     ap.add_argument("--test", action="store_true", help="score the test split for the best run and the default")
+    ap.add_argument("--again", action="store_true", help="with --test: score the same two runs again (test.json exists)")
     ap.add_argument("--export", type=Path, default=None, help="copy runs.jsonl (+ test.json) and the grid here")
     args = ap.parse_args(argv)
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     provenance = {"date": date.today().isoformat(), "commit": _git_commit(), "command": " ".join([sys.argv[0], *sys.argv[1:]]),
                   "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores" + (f", {args.threads} threads" if args.threads else "")}
     if args.test:
-        out = sweep.test_best_and_default(grid, root, provenance=provenance)
+        out = sweep.test_best_and_default(grid, root, provenance=provenance, again=args.again)
         print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
     if args.export:

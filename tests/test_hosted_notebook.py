@@ -36,18 +36,18 @@ def test_it_holds_every_cell_of_01_to_05_in_order_after_one_setup_cell():
 
 
 def test_runs_top_to_bottom_in_one_kernel(tmp_path):
-    """Small budgets (48 train, 16 test records, 1 epoch, no k-shot arms: about 40 s here) so that it can run in every
+    """Small budgets (32 train, 12 test records, 1 epoch, no k-shot arms: about 40 s here) so that it can run in every
     CI; the point is one kernel through all five parts, each reading what the earlier parts wrote. ``kshot=none`` also
     keeps the path without k-shot arms (03 skips them, 05 compares LoRA with 0-shot only) run somewhere."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WORKSHOP_PROFILE": "cpu", "WORKSHOP_OUTPUT_DIR": str(tmp_path / "out"),
-           "WORKSHOP_N_TRAIN": "48", "WORKSHOP_N_VAL": "16", "WORKSHOP_N_TEST": "16", "WORKSHOP_MAX_NEW_TOKENS": "48",
+           "WORKSHOP_N_TRAIN": "32", "WORKSHOP_N_VAL": "8", "WORKSHOP_N_TEST": "12", "WORKSHOP_MAX_NEW_TOKENS": "32",
            "WORKSHOP_NUM_TRAIN_EPOCHS": "1", "WORKSHOP_KSHOT": "none"}
     result = subprocess.run([sys.executable, "-m", "pytest", str(HOSTED), "--nbmake", "--nbmake-timeout=900",
                              "-p", "no:cacheprovider", "-q"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-8000:]
     run = tmp_path / "out" / "cpu"
     results = json.loads((run / "results.json").read_text(encoding="utf-8"))
-    assert results["n_test"] == 16  # the overrides reached every part (one environment for the whole kernel)
+    assert results["n_test"] == 12  # the overrides reached every part (one environment for the whole kernel)
     assert list(results["arms"]) == ["0-shot", "lora"]  # kshot=none: no k-shot arm was generated or compared
     for artifact in ("splits", "predictions_base.jsonl", "adapter/adapter_config.json", "predictions_lora.jsonl"):
         assert (run / artifact).exists(), artifact

@@ -122,6 +122,7 @@ def test_verdicts_follow_the_ci_and_the_seed_spread():
 def test_the_lr_ratio_claim():
     records = {"l1": _rec("l1", [10.0, 11.0], "2e-3"), "l2": _rec("l2", [5.0, 6.0], "2e-4"), "l3": _rec("l3", [4.0, 6.0], "2e-2"),
                "f1": _rec("f1", [9.0, 9.0], "2e-4"), "f2": _rec("f2", [4.0, 4.0], "2e-3"), "f3": _rec("f3", [3.0, 4.0], "2e-5")}
+    # (noise None: every CI that excludes 0 counts, so each group's near-best set is its best lr alone)
     claim = {"kind": "best_ratio", "runs": {"lora": ["l1", "l2", "l3"], "full": ["f1", "f2", "f3"]}, "expect": [3, 30]}
     out = sweep.verdict(claim, records, None)
     assert out["ratio"] == pytest.approx(10.0) and out["verdict"] == "支持された"
@@ -140,9 +141,13 @@ def test_a_best_lr_at_the_grid_edge_is_not_read_as_a_ratio():
     claim["runs"]["full"].append("f2e-3")
     out = sweep.verdict(claim, records, 0.1)
     assert out["edge"] == [] and out["verdict"] == "支持された" and out["near_lrs"] == {"lora": [2e-3], "full": [2e-4]}
-    # with a seed spread larger than every difference, every lr is "as good as the best": the ratio is a range
+    # with a seed spread larger than every difference, every lr is "as good as the best": the ratio is a range, open at
+    # both ends (the near-best lrs reach the grid's ends), so the claim is only "not contradicted"
     wide = sweep.verdict(claim, records, 100.0)
-    assert wide["ratio_range"] == pytest.approx([2e-4 / 2e-3, 2e-2 / 2e-5])
+    assert wide["ratio_range"] == pytest.approx([2e-4 / 2e-3, 2e-2 / 2e-5]) and wide["open"] == ["low", "high"]
+    assert wide["verdict"] == sweep.CONSISTENT and "格子の外" in sweep.reading(claim, wide, 100.0)
+    claim["expect"] = [20, 30]  # a ratio range (here exactly 10) entirely outside the expected one
+    assert sweep.verdict(claim, records, 0.1)["verdict"] == "支持されない"
 
 
 def test_one_real_tiny_run_trains_and_scores_validation(tmp_path, clean_env):
@@ -196,6 +201,16 @@ def test_an_epoch_curve_names_the_earliest_epoch_as_good_as_the_best():
     assert out["best_epoch"] == 4 and out["enough_epoch"] == 4 and out["verdict"] == "支持されない"
     out = sweep.verdict(claim, records, 10.0)  # a seed spread larger than every step: epoch 1 is as good as any
     assert out["enough_epoch"] == 1 and out["verdict"] == sweep.CONSISTENT  # the best (4) is outside 1-3
+    # epoch 1 within noise of the best but epoch 3 not: "enough" needs every later epoch too (the shipped curve's case)
+    per_epoch[2]["rougeL_per_record"] = [x - 3 for x in base]
+    per_epoch[2]["rougeL"] = sum(per_epoch[2]["rougeL_per_record"]) / 4
+    per_epoch[0]["rougeL_per_record"] = [x + 3 for x in base]
+    per_epoch[0]["rougeL"] = sum(per_epoch[0]["rougeL_per_record"]) / 4
+    dip = sweep.verdict(claim, records, 1.5)
+    assert dip["best_epoch"] == 4 and dip["within"][1] and not dip["within"][3] and dip["enough_epoch"] == 4
+    assert dip["verdict"] == "支持されない"
+    per_epoch[0]["rougeL_per_record"], per_epoch[2]["rougeL_per_record"] = [x - 5 for x in base], [x + 0.2 for x in base]
+    per_epoch[0]["rougeL"], per_epoch[2]["rougeL"] = sum(per_epoch[0]["rougeL_per_record"]) / 4, sum(per_epoch[2]["rougeL_per_record"]) / 4
     per_epoch[2]["rougeL"] += 10  # now epoch 3 is the best
     assert sweep.verdict(claim, records, 10.0)["verdict"] == "支持された"
     assert "4 エポック目" in sweep.reading(claim, out, 10.0)
@@ -316,10 +331,63 @@ def test_the_readme_sweep_figures_are_the_shipped_results():
         assert _ci(verdicts[cid]) in row(start), (cid, _ci(verdicts[cid]))
     rank = verdicts["rank"]["diffs"]["rank_1"]
     assert _ci(rank) in row("ランク")
-    far = sweep.beyond_default(records, "default", noise)
+    far = sweep.beyond_default(records, "default", noise, exclude=("seed_43", "seed_44"))
     assert f"{len(far)} run だけ" in section and all(_ci(r) in section for r in far), [_ci(r) for r in far]
+    registered_runs = [r for r, settings in grid.runs.items() if "added" not in settings]
+    assert f"{len(grid.claims)} つの主張、{len(registered_runs)} run" in section
+    timed = [r for r in records.values() if r["method"] != "none" and not r["resumed_from"]]
+    assert f"学習 1 回 {min(r['seconds'] for r in timed):.0f}〜{max(r['seconds'] for r in timed):.0f} 秒" in section
+    assert f"合計 {sum(r['seconds'] for r in records.values()) / 3600:.1f} 時間" in section
+    ratio = verdicts["lr_ratio_wider"]
+    assert (f"最良 LoRA {records[ratio['best']['lora']]['settings']['learning_rate']}、全パラメータ "
+            f"{records[ratio['best']['full']]['settings']['learning_rate']} → {ratio['ratio']:.0f} 倍") in section
+    assert f"{ratio['ratio_range'][0]:.0f}〜{ratio['ratio_range'][1]:.0f} 倍" in section and ratio["open"] == ["high"]
+    epochs = verdicts["epochs"]["values"]
+    assert " / ".join(_num(epochs[e]) for e in sorted(epochs)) in row("1〜3 エポック")
+    per_epoch = {e["epoch"]: {"validation": e} for e in records["epochs_4"]["per_epoch"]}
+    assert f"4 − 3 エポック目 = {_ci(sweep.difference(per_epoch, 4, 3))}" in row("1〜3 エポック")
+    dropout = verdicts["dropout"]
+    assert _ci(max(dropout["diffs"].values(), key=lambda d: d["diff"])) in row("lora_dropout")
+    trained = {r: records[r]["train_records"] for r in ("default", "n_train_128")}
+    assert f"学習したのは {trained['default']} 対 {trained['n_train_128']} 件" in row("データは多いほど")
+    assert all(f"lr {records[r['run']]['settings']['learning_rate']}: {_ci(r)}" in section for r in far)
+    a100 = sweep.estimated_minutes(sweep.load_grid(ROOT / "configs" / "sweep" / "gpu_v1.json"), "A100")["total"] / 60
+    assert f"A100 で約 {a100:.0f} 時間" in section
     test = json.loads((SHIPPED / "test.json").read_text(encoding="utf-8"))
+    assert f"test ({test['n_test']} 件" in section
+    reference = json.loads((ROOT / "reference_results" / "cpu.json").read_text(encoding="utf-8"))
+    assert f"05 の学習後 ({reference['metrics']['rougeL']['after']:.1f})" in section
     best, default = test["rougeL"][test["best"]], test["rougeL"]["default"]
     d = test["best_minus_default"]
     assert (f"既定 {_num(default)} に対して {_num(best)} (差 {_num(d['diff'], True)}、CI [{_num(d['ci_low'], True)}, "
             f"{_num(d['ci_high'], True)}]、{'ノイズを超える差' if sweep.beyond_noise(d, noise) else 'ノイズの範囲'})") in section
+
+
+def test_the_registered_part_of_the_cpu_grid_is_what_was_committed_before_any_run():
+    raw = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    assert sweep.registration_hash(raw) == sweep.CPU_V1_REGISTERED
+    raw["followups"] = []  # follow-ups and added runs are outside the registration
+    raw["runs"] = {r: s for r, s in raw["runs"].items() if "added" not in s}
+    assert sweep.registration_hash(raw) == sweep.CPU_V1_REGISTERED
+    raw["claims"][3]["expect"] = [1, 3]  # what an unlabelled post-hoc rule would look like
+    assert sweep.registration_hash(raw) != sweep.CPU_V1_REGISTERED
+
+
+def test_test_is_scored_once_unless_asked_again(tmp_path):
+    grid = sweep.load_grid(COMMITTED)
+    for run_id in grid.runs:  # every run "finished", so only the test.json guard can refuse
+        with open(sweep.results_path(tmp_path), "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"run": run_id, "method": "lora", "validation": {"rougeL": 1.0}}) + "\n")
+    (tmp_path / "test.json").write_text("{}")
+    with pytest.raises(sweep.GridError, match="1 度だけ"):
+        sweep.test_best_and_default(grid, tmp_path)
+
+
+def test_what_each_run_did_and_which_runs_passed_the_noise_rule():
+    grid = sweep.load_grid(COMMITTED)
+    records = sweep.load_records(grid, SHIPPED)
+    facts = sweep.facts(records, ["default", "n_train_128"])
+    assert facts["n_train_128"]["学習したレコード"] < facts["default"]["学習したレコード"] <= 512
+    noise = sweep.noise_level(grid, records)
+    far = {r["run"] for r in sweep.beyond_default(records, "default", noise, exclude=("seed_43", "seed_44"))}
+    assert far and not far & {"seed_43", "seed_44", "before", "default"}

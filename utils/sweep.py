@@ -95,6 +95,22 @@ def _check_claims(path: Path, claims: list[dict], runs: dict, key: str, ids: set
         ids.add(claim["id"])
 
 
+# configs/sweep/cpu_v1.json as committed at 0fddc9e, before any run (git show 0fddc9e:configs/sweep/cpu_v1.json):
+# 06 and the tests check that the registered part is still exactly that.
+CPU_V1_REGISTERED = "b19e350dc4fc0586de9cfb9fa317d26315be9abfad2638d54bbdc474dc9de111"
+REGISTERED_KEYS = ("name", "registered", "profile", "purpose", "metric", "selection", "noise", "default_run", "base")
+
+
+def registration_hash(raw: dict) -> str:
+    """SHA-256 of what was registered before any run: the grid's rules, its claims and every run without an
+    ``added`` note. Follow-ups and added runs do not change it; editing a registered claim or run does."""
+    import hashlib
+
+    registered = {"top": {k: raw.get(k) for k in REGISTERED_KEYS}, "claims": raw["claims"],
+                  "runs": {r: s for r, s in raw["runs"].items() if "added" not in s}}
+    return hashlib.sha256(json.dumps(registered, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
 def claim_runs(claim: dict) -> list[str]:
     """The run ids a claim reads, in order (a best_ratio claim names two groups)."""
     runs = claim["runs"]
@@ -347,9 +363,10 @@ def resolution(records: dict[str, dict], reference: str) -> float:
     return statistics.median((row["ci_high"] - row["ci_low"]) / 2 for row in versus(records, runs, reference))
 
 
-def beyond_default(records: dict[str, dict], default: str, noise: float | None) -> list[dict]:
-    """The trained runs whose difference from the default passes the noise rule (06's summary line)."""
-    runs = [r for r in records if r != default and records[r].get("method", "lora") != "none"]
+def beyond_default(records: dict[str, dict], default: str, noise: float | None, exclude=()) -> list[dict]:
+    """The trained runs whose difference from the default passes the noise rule (06's summary line); ``exclude``: runs
+    that change no setting (the seed runs that define the noise)."""
+    runs = [r for r in records if r != default and r not in exclude and records[r].get("method", "lora") != "none"]
     return [row for row in versus(records, runs, default) if beyond_noise(row, noise)]
 
 
@@ -371,9 +388,11 @@ def verdict(claim: dict, records: dict[str, dict], noise: float | None) -> dict:
     if kind == "curve":
         epochs = {e["epoch"]: {"run": e["epoch"], "validation": e} for e in records[runs[0]]["per_epoch"]}
         best = max(epochs, key=lambda e: epochs[e]["validation"]["rougeL"])
-        # the earliest epoch as good as the best within noise: "enough" epochs
-        enough = min(e for e in epochs if e == best or not beyond_noise(difference(epochs, best, e), noise))
-        out = {"best_epoch": best, "enough_epoch": enough, "values": {e: r["validation"]["rougeL"] for e, r in epochs.items()}}
+        within = {e: e == best or not beyond_noise(difference(epochs, best, e), noise) for e in epochs}
+        # "enough" epochs: from here on, every epoch is as good as the best within noise (a later dip counts against it)
+        enough = min(e for e in epochs if all(within[later] for later in epochs if later >= e))
+        out = {"best_epoch": best, "enough_epoch": enough, "last_epoch": max(epochs), "within": within,
+               "values": {e: r["validation"]["rougeL"] for e, r in epochs.items()}}
         if "expect" not in claim:
             return {"verdict": "曲線", **out}
         low, high = claim["expect"]
@@ -392,19 +411,31 @@ def verdict(claim: dict, records: dict[str, dict], noise: float | None) -> dict:
     if kind == "best_ratio":
         lr = lambda r: float(records[r]["config"]["learning_rate"])  # noqa: E731
         (name_a, group_a), (name_b, group_b) = list(runs.items())
-        best, near, edge = {}, {}, []
+        best, near, edge, open_ends = {}, {}, [], {}
         for name, group in ((name_a, group_a), (name_b, group_b)):
             best[name] = max(group, key=score)
             near[name] = sorted(lr(r) for r in group
                                 if r == best[name] or not beyond_noise(difference(records, best[name], r), noise))
-            if lr(best[name]) in (min(map(lr, group)), max(map(lr, group))):
+            ends = (min(map(lr, group)), max(map(lr, group)))
+            if lr(best[name]) in ends:
                 edge.append(name)  # the best is the grid's smallest or largest lr: the optimum may lie outside it
+            open_ends[name] = [side for side, end in zip(("low", "high"), ends) if end in near[name]]
         ratio = lr(best[name_a]) / lr(best[name_b])
         low, high = claim["expect"]
-        label = ("判定できない (最良が格子の端)" if edge else "支持された" if low <= ratio <= high else "支持されない")
-        return {"verdict": label, "ratio": ratio, "best": best, "edge": edge, "near_lrs": near,
-                "best_lr": {n: lr(r) for n, r in best.items()},
-                "ratio_range": [near[name_a][0] / near[name_b][-1], near[name_a][-1] / near[name_b][0]]}
+        span = [near[name_a][0] / near[name_b][-1], near[name_a][-1] / near[name_b][0]]
+        # the ratio's range is open where a group's near-best lrs reach the grid's end (the ratio could go further)
+        open_span = ["low"] * ("low" in open_ends[name_a] or "high" in open_ends[name_b]) + \
+                    ["high"] * ("high" in open_ends[name_a] or "low" in open_ends[name_b])
+        if edge:
+            label = "判定できない (最良が格子の端)"
+        elif low <= span[0] and span[1] <= high and not open_span:
+            label = "支持された"  # every lr pair as good as the best lies in the expected range
+        elif span[1] < low or span[0] > high:
+            label = "支持されない"
+        else:
+            label = CONSISTENT
+        return {"verdict": label, "ratio": ratio, "best": best, "edge": edge, "near_lrs": near, "open": open_span,
+                "best_lr": {n: lr(r) for n, r in best.items()}, "ratio_range": span}
     raise GridError(f"claim {claim['id']}: 未知の kind {kind!r}")
 
 
@@ -435,8 +466,9 @@ def reading(claim: dict, v: dict, noise: float | None, names: dict[str, str] | N
                 f"これより小さい差は「ノイズの範囲」と読みます。")
     if kind == "curve":
         values = "、".join(f"{e} エポック目 {x:.1f}" for e, x in v["values"].items())
-        return (f"{values}。最良は {v['best_epoch']} エポック目、それとノイズの範囲で同じなのは {v['enough_epoch']} エポック目から"
-                f"{rule} → {v['verdict']}")
+        last = "最良は試した最後のエポックなので、もっと学習すると伸びるかもしれません。" if v["best_epoch"] == v["last_epoch"] else ""
+        return (f"{values}。最良は {v['best_epoch']} エポック目。そこから後のエポックがすべて最良とノイズの範囲で同じになるのは "
+                f"{v['enough_epoch']} エポック目から{rule}。{last}→ {v['verdict']}")
     if kind == "a_beats_b":
         a, b = claim["runs"]
         return f"{name(a)} − {name(b)} = {ci_text(v)}{rule} → {v['verdict']}"
@@ -453,10 +485,20 @@ def reading(claim: dict, v: dict, noise: float | None, names: dict[str, str] | N
         low, high = v["ratio_range"]
         edge = (f"{'・'.join(map(name, v['edge']))} の最良は試した lr の端なので、本当の最良は格子の外かもしれません。"
                 if v["edge"] else "")
+        sides = {"low": "下限", "high": "上限"}
+        still = f" ({'・'.join(sides[o] for o in v['open'])}は格子の外まで続くかもしれません)" if v["open"] else ""
         return (f"最良の lr: {name(na)} {_lr(v['best_lr'][na])}、{name(nb)} {_lr(v['best_lr'][nb])} → 比 {_times(v['ratio'])} 倍 "
                 f"(予想 {claim['expect'][0]}〜{claim['expect'][1]} 倍)。ノイズの範囲で最良と同じくらいの lr: {near} → 比は "
-                f"{_times(low)}〜{_times(high)} 倍。{edge}→ {v['verdict']}")
+                f"{_times(low)}〜{_times(high)} 倍{still}。{edge}→ {v['verdict']}")
     raise GridError(f"claim {claim.get('id')}: 未知の kind {kind!r}")
+
+
+def facts(records: dict[str, dict], runs: list[str]) -> dict[str, dict]:
+    """What each run actually did (06 shows it under each figure instead of writing it by hand): the records that fit
+    and were trained, the optimizer steps, the trainable parameters, the training seconds."""
+    return {r: {"学習したレコード": records[r]["train_records"], "更新の回数": records[r]["optimizer_steps"],
+                "学習するパラメータ": records[r]["trainable_parameters"], "学習の秒数": round(records[r]["seconds"]),
+                "validation ROUGE-L": round(records[r]["validation"]["rougeL"], 1)} for r in runs}
 
 
 def versus(records: dict[str, dict], runs: list[str], reference: str) -> list[dict]:
@@ -477,9 +519,10 @@ def best_run(grid: Grid, records: dict[str, dict]) -> str:
     return max(trained, key=lambda r: records[r]["validation"]["rougeL"])
 
 
-def test_best_and_default(grid: Grid, root: Path, seed: int = 0, provenance: dict | None = None) -> dict:
+def test_best_and_default(grid: Grid, root: Path, seed: int = 0, provenance: dict | None = None, again: bool = False) -> dict:
     """Once, after every run: the test split for the best run and the default, ROUGE-L with the paired CI of
-    best - default (05's scorer). Written to root/test.json."""
+    best - default (05's scorer). Written to root/test.json; a second call refuses unless ``again`` (scripts/sweep.py
+    --test --again), which re-scores the same two runs (the choice is made from validation before test is read)."""
     from .data import select, summarization_splits
     from .evaluation import eval_prompts
     from .generation import generate
@@ -490,6 +533,9 @@ def test_best_and_default(grid: Grid, root: Path, seed: int = 0, provenance: dic
     missing = [r for r in grid.runs if r not in records]
     if missing:
         raise GridError(f"test は全 run が終わってから 1 度だけ使います。未実行: {missing}")
+    out_path = Path(root) / "test.json"
+    if out_path.is_file() and not again:
+        raise GridError(f"{out_path} があります: test は 1 度だけ使います。同じ 2 run を採点し直すだけなら --again を付けてください。")
     chosen = best_run(grid, records)
     scores = {}
     for run_id in dict.fromkeys([chosen, grid.default_run]):
@@ -503,9 +549,11 @@ def test_best_and_default(grid: Grid, root: Path, seed: int = 0, provenance: dic
         gens = generate(model, tokenizer, [r["prompt"] for r in rows], **cfg.generation_kwargs, desc=f"test {run_id}")
         scores[run_id] = ja_rouge_per_example([g.text for g in gens], [r["reference"] for r in rows])["rougeL"]
     out = {"best": chosen, "default": grid.default_run, "n_test": len(scores[chosen]), "provenance": provenance,
+           "validation_rougeL": {r: records[r]["validation"]["rougeL"] for r in scores},
+           "registration_sha256": registration_hash(grid.raw),
            "rougeL": {r: statistics.fmean(v) for r, v in scores.items()}}
     if chosen != grid.default_run:
         lo, hi = paired_bootstrap_ci(scores[grid.default_run], scores[chosen], seed=seed)
         out["best_minus_default"] = {"diff": out["rougeL"][chosen] - out["rougeL"][grid.default_run], "ci_low": lo, "ci_high": hi}
-    (Path(root) / "test.json").write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+    out_path.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
     return out

@@ -22,7 +22,8 @@ TITLES = {
     "lr": "学習率はいちばん効く設定か",
     "rank": "ランク r: 性能はほとんど変わらないか (alpha = 2r)",
     "all_linear": "LoRA を付ける層: 全線形層は attention だけより良いか (学習するパラメータ数はほぼ同じ)",
-    "epochs": "エポック数: 1〜3 エポックで足りるか",
+    "epochs": "エポック数: 1〜3 エポックで足りるか (事前登録: 曲線を見る)",
+    "epochs_enough": "エポック数: 1〜3 エポックで足りるか (読み方を結果の後に決めた追試)",
     "batch": "実効バッチ: 大きなバッチは LoRA に不利か (同じ学習率)",
     "data_size": "データ量: 学習レコードが多いほど良いか",
     "dropout": "lora_dropout: ほとんど効かないか",
@@ -66,6 +67,13 @@ def _band(ax, noise: float | None) -> None:
         ax.axhspan(-noise, noise, color="0.85", zorder=0, label=f"seed による幅 ±{noise:.1f}")
 
 
+def _pad(ax, values: list[float], least: float = 0.2) -> None:
+    """At least ``least`` nats of y range: a gap of 0.01 in validation loss is not drawn as a cliff."""
+    if values:
+        middle, half = (max(values) + min(values)) / 2, max((max(values) - min(values)) / 2 * 1.15, least / 2)
+        ax.set_ylim(middle - half, middle + half)
+
+
 def _errorbar(ax, xs, rows, colour, label, line=True):
     ys = [r["diff"] for r in rows]
     err = [[r["diff"] - r["ci_low"] for r in rows], [r["ci_high"] - r["diff"] for r in rows]]
@@ -101,27 +109,31 @@ def claim_figure(claim: dict, records: dict[str, dict], default: str, noise: flo
                 if r in mine:
                     left.plot([x], [row["diff"]], "*", color=MINE, ms=14, zorder=5)
                 if records[r]["settings"].get("added"):
-                    left.annotate("追加", (x, row["ci_high"]), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
+                    left.annotate("追加", (x, row["ci_low"]), textcoords="offset points", xytext=(0, -11), ha="center", fontsize=8,
+                                  color=PAIR_COLOUR.get(method, "gray"))
     elif claim["kind"] == "curve":
         run = claim["runs"][0]
         epochs = {e["epoch"]: {"validation": e} for e in records[run]["per_epoch"]}
-        both = epochs | {"default": records[default]}
-        rows = [sweep.difference(both, e, "default") for e in epochs]
+        best = max(epochs, key=lambda e: epochs[e]["validation"]["rougeL"])
+        # the verdict compares every epoch with the best epoch of the same run, so the figure does too
+        rows = [sweep.difference(epochs, e, best) if e != best else {"diff": 0.0, "ci_low": 0.0, "ci_high": 0.0} for e in epochs]
         _errorbar(left, list(epochs), rows, "tab:blue", f"{run} (エポックごと)")
         left.set_xticks(list(epochs))
-        left.plot([records[default]["config"]["num_train_epochs"]], [0], "s", color="black", label=NAMES["default"])
         steps_per_epoch = records[run]["optimizer_steps"] / max(epochs)
         curve = records[run]["eval_loss"]
         right.plot([p["step"] / steps_per_epoch for p in curve], [p["eval_loss"] for p in curve], "o-", color="tab:blue",
-                   label=run)
+                   label=f"{run} (評価ごと)")
+        _pad(right, [p["eval_loss"] for p in curve])
         knob = "num_train_epochs"
     elif knob:
         group = list(dict.fromkeys(on_axis(records, default, knob) + [r for r in mine if r in records]))
         group = [r for r in group if r in on_axis(records, default, knob)]
         rows = sweep.versus(records, group, default)
-        xs = [records[r]["config"][knob] for r in group]
+        # data size: the records that fit max_length and were trained, not the n_train asked for
+        xs = [records[r]["train_records"] if knob == "n_train" else records[r]["config"][knob] for r in group]
         _errorbar(left, xs, rows, "tab:blue", "LoRA")
         _loss(right, xs, rows, "tab:blue", "LoRA")
+        _pad(right, [r["eval_loss"] for r in rows if r["eval_loss"] is not None])
         for x, r, row in zip(xs, group, rows):
             if r in mine:
                 left.plot([x], [row["diff"]], "*", color=MINE, ms=14, zorder=5, label="あなたの run")
@@ -132,16 +144,22 @@ def claim_figure(claim: dict, records: dict[str, dict], default: str, noise: flo
         _errorbar(left, xs, rows, "tab:blue", "LoRA", line=False)
         losses = [r["eval_loss"] for r in rows]
         right.plot(xs, losses, "o", color="tab:blue")
-        right.set_ylim(min(losses) - 0.1, max(losses) + 0.1)  # differences of 0.001 are not drawn as cliffs
+        _pad(right, losses)
         for ax in (left, right):
             ax.set_xticks(xs, [NAMES.get(r, r) for r in runs], fontsize=8)
             ax.set_xlim(-0.5, len(xs) - 0.5)
     if knob in LOG_AXES:
         for ax in (left, right):
             ax.set_xscale("log", base=2 if knob in ("lora_r", "n_train", "effective_batch") else 10)
-    label = sweep.KNOBS.get(knob, "")
-    left.set(xlabel=label, ylabel="validation ROUGE-L − 既定 (ポイント)")
-    right.set(xlabel=label if claim["kind"] != "curve" else "エポック", ylabel="検証の損失 (最後の評価)")
+            if knob != "learning_rate" and claim["kind"] != "curve":  # ticks at the values tried, as numbers (not 2^7)
+                ax.set_xticks(sorted(set(xs)), [f"{x:g}" for x in sorted(set(xs))])
+                ax.minorticks_off()
+    label = "学習したレコード数 (max_length に収まった件数)" if knob == "n_train" else sweep.KNOBS.get(knob, "")
+    reference = "最良のエポック" if claim["kind"] == "curve" else "既定"
+    left.set(xlabel=label, ylabel=f"validation ROUGE-L − {reference} (ポイント)")
+    left.margins(y=0.12)  # room for the "追加" labels under the lowest bars
+    right.set(xlabel=label if claim["kind"] != "curve" else "エポック",
+              ylabel="検証の損失" if claim["kind"] == "curve" else "検証の損失 (最後の評価)")
     left.legend(fontsize=8, loc="best")
     if right.get_legend_handles_labels()[0]:
         right.legend(fontsize=8, loc="best")
