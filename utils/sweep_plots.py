@@ -61,6 +61,17 @@ def on_axis(records: dict[str, dict], default: str, knob: str, method: str = "lo
     return sorted(out, key=lambda r: records[r]["config"][knob])
 
 
+def figure_runs(claim: dict, records: dict[str, dict], default: str) -> list[str]:
+    """The runs a claim's figure draws (its table in 06 lists the same): every point on the claim's axis, e.g. the
+    data-size claim names 512 and 128 records and the figure also has 256."""
+    if claim["kind"] == "best_ratio":
+        return [r for r in sweep.claim_runs(claim) if r in records]
+    if claim["kind"] == "curve":
+        return [*claim["runs"], default]
+    knob = axis_of(claim, records, default)
+    return on_axis(records, default, knob) if knob else list(dict.fromkeys([*sweep.claim_runs(claim), default]))
+
+
 def _band(ax, noise: float | None) -> None:
     ax.axhline(0, color="black", lw=0.8)
     if noise:
