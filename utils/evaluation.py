@@ -110,12 +110,6 @@ def shot_examples(kshot_prompt: str, prompt: str) -> str:
     return kshot_prompt[: len(kshot_prompt) - len(prompt)] if kshot_prompt.endswith(prompt) else ""
 
 
-def _paired(per_a: list[float], per_b: list[float], seed: int) -> dict:
-    """mean(b - a) and its paired-bootstrap 95% CI."""
-    lo, hi = metrics.paired_bootstrap_ci(per_a, per_b, seed=seed)
-    return {"diff": statistics.fmean(b - a for a, b in zip(per_a, per_b)), "ci_low": lo, "ci_high": hi}
-
-
 def arm_results(arms: dict[str, list[dict]], refs: list[str], seed: int = 0) -> tuple[dict, dict]:
     """ROUGE and behaviour of every arm (``{"0-shot": 03's outputs, "1-shot": ..., "lora": 05's}``), and for every
     arm but "lora" the CI of LoRA − that arm on each ROUGE (paired: the same test records)."""
@@ -123,7 +117,7 @@ def arm_results(arms: dict[str, list[dict]], refs: list[str], seed: int = 0) -> 
     table = {}
     for name, rows in arms.items():
         table[name] = {k: statistics.fmean(per[name][k]) for k in metrics.ROUGE_TYPES} | behaviour(rows)
-    lora_vs = {name: {k: _paired(per[name][k], per["lora"][k], seed) for k in metrics.ROUGE_TYPES}
+    lora_vs = {name: {k: metrics.paired_difference(per[name][k], per["lora"][k], seed) for k in metrics.ROUGE_TYPES}
                for name in arms if name != "lora"}
     return table, lora_vs
 
@@ -155,7 +149,7 @@ def build_results(cfg: WorkshopConfig, before: list[dict], after: list[dict], in
         out_metrics[k] = {"before": statistics.fmean(per_before[k]), "after": statistics.fmean(per_after[k]),
                           "ci_low": lo, "ci_high": hi, "lead": lead[k], "shuffled": statistics.fmean(per_shuffled[k])}
     # after - shuffled, per record: the same outputs against their own reference and against another record's
-    margin = _paired(per_shuffled["rougeL"], per_after["rougeL"], seed)
+    margin = metrics.paired_difference(per_shuffled["rougeL"], per_after["rougeL"], seed)
     out_metrics["rougeL"] |= {"margin_ci_low": margin["ci_low"], "margin_ci_high": margin["ci_high"]}
     arms = {"0-shot": before, **(kshot or {}), "lora": after}
     arm_table, lora_vs = arm_results(arms, refs, seed)

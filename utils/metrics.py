@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import re
+import statistics
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
@@ -94,6 +95,13 @@ def paired_bootstrap_ci(before: list[float], after: list[float], n_resamples: in
     lo = means[int((1 - confidence) / 2 * n_resamples)]
     hi = means[min(n_resamples - 1, int((1 + confidence) / 2 * n_resamples))]
     return lo, hi
+
+
+def paired_difference(before: list[float], after: list[float], seed: int = 0) -> dict:
+    """mean(after - before) per example and its paired-bootstrap 95% CI, as ``{"diff", "ci_low", "ci_high"}``
+    (05's LoRA − arm and margin rows, 06's sweep differences)."""
+    lo, hi = paired_bootstrap_ci(before, after, seed=seed)
+    return {"diff": statistics.fmean(a - b for a, b in zip(after, before)), "ci_low": lo, "ci_high": hi}
 
 
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])")

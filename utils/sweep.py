@@ -16,6 +16,7 @@ import json
 import statistics
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from .config import ConfigError, WorkshopConfig, parse_value, profile_settings, validate
@@ -191,14 +192,15 @@ def load_records(grid: Grid, root: Path) -> dict[str, dict]:
     return {r: rec | {"config": knob_values(run_config(grid, r, root))} for r, rec in finished(root).items() if r in grid.runs}
 
 
-def validation_scores(model, tokenizer, cfg: WorkshopConfig, validation: list[dict]) -> dict:
-    """Greedy generation on the validation records (03/05's settings) scored with 05's Japanese ROUGE-L, per record."""
+def rouge_on(model, tokenizer, cfg: WorkshopConfig, split: list[dict], desc: str = "validation") -> dict:
+    """Greedy generation on a split's records (03/05's prompts and settings) scored with 05's Japanese ROUGE-L, per
+    record: every validation score of the sweep, and the one test scoring at the end."""
     from .evaluation import eval_prompts
     from .generation import generate
     from .metrics import ja_rouge_per_example
 
-    rows, _ = eval_prompts(validation, tokenizer, cfg)
-    gens = generate(model, tokenizer, [r["prompt"] for r in rows], **cfg.generation_kwargs, desc="validation")
+    rows, _ = eval_prompts(split, tokenizer, cfg)
+    gens = generate(model, tokenizer, [r["prompt"] for r in rows], **cfg.generation_kwargs, desc=desc)
     per = ja_rouge_per_example([g.text for g in gens], [r["reference"] for r in rows])["rougeL"]
     return {"rougeL": statistics.fmean(per), "rougeL_per_record": per, "ids": [r["id"] for r in rows],
             "stop_rate": sum(g.finish_reason == "eos" for g in gens) / len(gens)}
@@ -234,7 +236,7 @@ def run_one(grid: Grid, run_id: str, root: Path, splits: dict[str, list[dict]]) 
     method = settings.get("method", "lora")
     if method == "none":  # the base model as it is: the "before" score every run is read against
         t0 = time.time()
-        scores = validation_scores(model.eval(), tokenizer, cfg, selected["validation"])
+        scores = rouge_on(model.eval(), tokenizer, cfg, selected["validation"])
         return {"run": run_id, "settings": settings, "method": method, "seconds": time.time() - t0, "trainable_parameters": 0,
                 "train_records": 0, "optimizer_steps": 0, "fit": None, "train_loss": [], "eval_loss": [],
                 "validation": scores, "per_epoch": [], "resumed_from": None}
@@ -247,7 +249,7 @@ def run_one(grid: Grid, run_id: str, root: Path, splits: dict[str, list[dict]]) 
         class EpochEval(TrainerCallback):
             def on_epoch_end(self, args, state, control, model=None, **kwargs):
                 model.eval()
-                per_epoch.append({"epoch": round(state.epoch), **validation_scores(model, tokenizer, cfg, selected["validation"])})
+                per_epoch.append({"epoch": round(state.epoch), **rouge_on(model, tokenizer, cfg, selected["validation"])})
                 model.train()
                 return control
 
@@ -257,7 +259,7 @@ def run_one(grid: Grid, run_id: str, root: Path, splits: dict[str, list[dict]]) 
     seconds = time.time() - t0
     trainer.save_model(str(cfg.run_dir / "adapter"))  # LoRA weights (or the whole model for "full"), for --test
     model.eval()
-    scores = validation_scores(model, tokenizer, cfg, selected["validation"])
+    scores = rouge_on(model, tokenizer, cfg, selected["validation"])
     history = trainer.state.log_history
     return {
         "run": run_id, "settings": settings, "method": method, "seconds": seconds,
@@ -331,6 +333,11 @@ def estimated_minutes(grid: Grid, gpu: str) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # Reading the claims (validation only)
 # ---------------------------------------------------------------------------------------------------------------
+def trained(records: dict[str, dict]) -> list[str]:
+    """The runs that trained something (not the untrained "before" line)."""
+    return [r for r, rec in records.items() if rec.get("method", "lora") != "none"]
+
+
 def noise_level(grid: Grid, records: dict[str, dict]) -> float | None:
     """The seed spread: max - min validation ROUGE-L of the runs of the grid's "spread" claim (None before they ran)."""
     for claim in grid.claims:
@@ -342,13 +349,19 @@ def noise_level(grid: Grid, records: dict[str, dict]) -> float | None:
 
 def difference(records: dict[str, dict], a: str, b: str, seed: int = 0) -> dict:
     """Validation ROUGE-L of a - b on the same records, with its paired-bootstrap 95% CI."""
-    from .metrics import paired_bootstrap_ci
-
     va, vb = records[a]["validation"], records[b]["validation"]
     if va["ids"] != vb["ids"]:
         raise ValueError(f"{a} と {b} の validation のレコードが違います。")
-    lo, hi = paired_bootstrap_ci(vb["rougeL_per_record"], va["rougeL_per_record"], seed=seed)
-    return {"diff": va["rougeL"] - vb["rougeL"], "ci_low": lo, "ci_high": hi}
+    return dict(_paired_difference(tuple(vb["rougeL_per_record"]), tuple(va["rougeL_per_record"]), seed))
+
+
+@lru_cache(maxsize=None)
+def _paired_difference(before: tuple[float, ...], after: tuple[float, ...], seed: int) -> dict:
+    """The bootstrap (about 40 ms here) once per pair of runs: 06's verdicts, readings, figures and summary table ask for
+    the same differences several times."""
+    from .metrics import paired_difference
+
+    return paired_difference(list(before), list(after), seed=seed)
 
 
 # A claim that says "this knob does not matter" is never proven by a sweep: no difference beyond noise is only
@@ -359,20 +372,26 @@ CONSISTENT = "ノイズの範囲 (主張と矛盾しない)"
 def resolution(records: dict[str, dict], reference: str) -> float:
     """The median half-width of the paired 95% CIs of every trained run against ``reference``: differences much
     smaller than this cannot be told apart on these validation records, whatever the seeds do."""
-    runs = [r for r in records if r != reference and records[r].get("method", "lora") != "none"]
+    runs = [r for r in trained(records) if r != reference]
     return statistics.median((row["ci_high"] - row["ci_low"]) / 2 for row in versus(records, runs, reference))
 
 
 def beyond_default(records: dict[str, dict], default: str, noise: float | None, exclude=()) -> list[dict]:
     """The trained runs whose difference from the default passes the noise rule (06's summary line); ``exclude``: runs
     that change no setting (the seed runs that define the noise)."""
-    runs = [r for r in records if r != default and r not in exclude and records[r].get("method", "lora") != "none"]
+    runs = [r for r in trained(records) if r != default and r not in exclude]
     return [row for row in versus(records, runs, default) if beyond_noise(row, noise)]
 
 
 def beyond_noise(d: dict, noise: float | None) -> bool:
     """A difference counts when its CI excludes 0 and it is larger than the seed spread (the pre-registered rule)."""
     return (d["ci_low"] > 0 or d["ci_high"] < 0) and (noise is None or abs(d["diff"]) > noise)
+
+
+def epoch_records(record: dict) -> dict[int, dict]:
+    """A run evaluated each epoch, as one record per epoch (keyed by the epoch), so that ``difference`` and ``versus``
+    compare epochs as they compare runs."""
+    return {e["epoch"]: {"run": e["epoch"], "validation": e} for e in record["per_epoch"]}
 
 
 def verdict(claim: dict, records: dict[str, dict], noise: float | None) -> dict:
@@ -386,7 +405,7 @@ def verdict(claim: dict, records: dict[str, dict], noise: float | None) -> dict:
         values = [score(r) for r in runs]
         return {"verdict": "ノイズの大きさ", "spread": max(values) - min(values), "values": values}
     if kind == "curve":
-        epochs = {e["epoch"]: {"run": e["epoch"], "validation": e} for e in records[runs[0]]["per_epoch"]}
+        epochs = epoch_records(records[runs[0]])
         best = max(epochs, key=lambda e: epochs[e]["validation"]["rougeL"])
         within = {e: e == best or not beyond_noise(difference(epochs, best, e), noise) for e in epochs}
         # "enough" epochs: from here on, every epoch is as good as the best within noise (a later dip counts against it)
@@ -515,8 +534,7 @@ def versus(records: dict[str, dict], runs: list[str], reference: str) -> list[di
 
 def best_run(grid: Grid, records: dict[str, dict]) -> str:
     """The run with the highest validation ROUGE-L (the selection rule; test is not read)."""
-    trained = [r for r in records if records[r].get("method", "lora") != "none"]
-    return max(trained, key=lambda r: records[r]["validation"]["rougeL"])
+    return max(trained(records), key=lambda r: records[r]["validation"]["rougeL"])
 
 
 def test_best_and_default(grid: Grid, root: Path, seed: int = 0, provenance: dict | None = None, again: bool = False) -> dict:
@@ -524,9 +542,7 @@ def test_best_and_default(grid: Grid, root: Path, seed: int = 0, provenance: dic
     best - default (05's scorer). Written to root/test.json; a second call refuses unless ``again`` (scripts/sweep.py
     --test --again), which re-scores the same two runs (the choice is made from validation before test is read)."""
     from .data import select, summarization_splits
-    from .evaluation import eval_prompts
-    from .generation import generate
-    from .metrics import ja_rouge_per_example, paired_bootstrap_ci
+    from .metrics import paired_difference
     from .modeling import load_model_and_tokenizer
 
     records = load_records(grid, root)
@@ -545,15 +561,13 @@ def test_best_and_default(grid: Grid, root: Path, seed: int = 0, provenance: dic
             model, tokenizer = load_model_and_tokenizer(dataclasses.replace(cfg, base_model=str(folder)))
         else:
             model, tokenizer = load_model_and_tokenizer(cfg, adapter_dir=folder)
-        rows, _ = eval_prompts(select(summarization_splits(cfg), cfg)["test"], tokenizer, cfg)
-        gens = generate(model, tokenizer, [r["prompt"] for r in rows], **cfg.generation_kwargs, desc=f"test {run_id}")
-        scores[run_id] = ja_rouge_per_example([g.text for g in gens], [r["reference"] for r in rows])["rougeL"]
+        test = select(summarization_splits(cfg), cfg)["test"]
+        scores[run_id] = rouge_on(model, tokenizer, cfg, test, desc=f"test {run_id}")["rougeL_per_record"]
     out = {"best": chosen, "default": grid.default_run, "n_test": len(scores[chosen]), "provenance": provenance,
            "validation_rougeL": {r: records[r]["validation"]["rougeL"] for r in scores},
            "registration_sha256": registration_hash(grid.raw),
            "rougeL": {r: statistics.fmean(v) for r, v in scores.items()}}
     if chosen != grid.default_run:
-        lo, hi = paired_bootstrap_ci(scores[grid.default_run], scores[chosen], seed=seed)
-        out["best_minus_default"] = {"diff": out["rougeL"][chosen] - out["rougeL"][grid.default_run], "ci_low": lo, "ci_high": hi}
+        out["best_minus_default"] = paired_difference(scores[grid.default_run], scores[chosen], seed=seed)
     out_path.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
     return out

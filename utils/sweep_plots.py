@@ -124,10 +124,10 @@ def claim_figure(claim: dict, records: dict[str, dict], default: str, noise: flo
                                   color=PAIR_COLOUR.get(method, "gray"))
     elif claim["kind"] == "curve":
         run = claim["runs"][0]
-        epochs = {e["epoch"]: {"validation": e} for e in records[run]["per_epoch"]}
+        epochs = sweep.epoch_records(records[run])
         best = max(epochs, key=lambda e: epochs[e]["validation"]["rougeL"])
         # the verdict compares every epoch with the best epoch of the same run, so the figure does too
-        rows = [sweep.difference(epochs, e, best) if e != best else {"diff": 0.0, "ci_low": 0.0, "ci_high": 0.0} for e in epochs]
+        rows = sweep.versus(epochs, list(epochs), best)
         _errorbar(left, list(epochs), rows, "tab:blue", f"{run} (エポックごと)")
         left.set_xticks(list(epochs))
         steps_per_epoch = records[run]["optimizer_steps"] / max(epochs)
@@ -137,8 +137,7 @@ def claim_figure(claim: dict, records: dict[str, dict], default: str, noise: flo
         _pad(right, [p["eval_loss"] for p in curve])
         knob = "num_train_epochs"
     elif knob:
-        group = list(dict.fromkeys(on_axis(records, default, knob) + [r for r in mine if r in records]))
-        group = [r for r in group if r in on_axis(records, default, knob)]
+        group = figure_runs(claim, records, default)  # the participant's run is among them when it lies on this axis
         rows = sweep.versus(records, group, default)
         # data size: the records that fit max_length and were trained, not the n_train asked for
         xs = [records[r]["train_records"] if knob == "n_train" else records[r]["config"][knob] for r in group]
@@ -149,7 +148,7 @@ def claim_figure(claim: dict, records: dict[str, dict], default: str, noise: flo
             if r in mine:
                 left.plot([x], [row["diff"]], "*", color=MINE, ms=14, zorder=5, label="あなたの run")
     else:  # categorical: the claim's runs side by side (e.g. all linear layers vs attention only)
-        runs = list(dict.fromkeys([*sweep.claim_runs(claim), default]))
+        runs = figure_runs(claim, records, default)
         rows = sweep.versus(records, runs, default)
         xs = list(range(len(runs)))
         _errorbar(left, xs, rows, "tab:blue", "LoRA", line=False)
@@ -183,8 +182,7 @@ def overview_figure(records: dict[str, dict], default: str, noise: float | None,
     """Every trained run against the default, sorted: the whole sweep in one picture (the participant's in red)."""
     import matplotlib.pyplot as plt
 
-    runs = [r for r in records if records[r].get("method", "lora") != "none"]
-    rows = sorted(sweep.versus(records, runs, default), key=lambda row: row["diff"])
+    rows = sorted(sweep.versus(records, sweep.trained(records), default), key=lambda row: row["diff"])
     fig, ax = plt.subplots(figsize=(8, 0.28 * len(rows) + 1.2))
     if noise:
         ax.axvspan(-noise, noise, color="0.85", zorder=0, label=f"seed による幅 ±{noise:.1f}")
