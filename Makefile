@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: setup preflight workshop test browser-test check-gpu benchmark lab tiny-model clean-outputs
+.PHONY: setup preflight workshop test browser-test check-gpu benchmark device-kit lab tiny-model clean-outputs
 
 setup: $(STAMP)
 
@@ -50,8 +50,12 @@ browser-test: setup $(DEV_STAMP)
 	$(BIN)/python scripts/browser_check.py --out outputs/browser
 
 # GPU VM preflight: every notebook in the gpu profile (4-bit NF4, bf16/fp16, CUDA) with the bundled tiny model, offline.
+# scripts/device_day.sh runs this target on the lent GPU machine with its own Python (BIN=...) and output folder;
+# CHECK_GPU_PROFILE=cpu is its rehearsal on a machine without CUDA.
+CHECK_GPU_OUT ?= $(CURDIR)/outputs/check-gpu
+CHECK_GPU_PROFILE ?= gpu
 check-gpu: setup
-	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=gpu WORKSHOP_BASE_MODEL=$(CURDIR)/models/tiny-ja-mistral WORKSHOP_OUTPUT_DIR=$(CURDIR)/outputs/check-gpu \
+	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=$(CHECK_GPU_PROFILE) WORKSHOP_BASE_MODEL=$(CURDIR)/models/tiny-ja-mistral WORKSHOP_OUTPUT_DIR=$(CHECK_GPU_OUT) \
 		$(BIN)/python -m pytest notebooks --nbmake --nbmake-timeout=1200 -p no:cacheprovider --durations=8
 
 # 7B-shape QLoRA speed and memory on this machine's GPU (README: GPU ベンチマーク).
@@ -61,6 +65,12 @@ benchmark: setup
 # The interactive workshop: JupyterLab on localhost only; over SSH it prints the port-forwarding command (scripts/lab.py).
 lab: setup
 	$(BIN)/python scripts/lab.py
+
+# The pinned stack packed for the lent GPU machine, which reaches no package index (scripts/device_kit.py):
+# .whl/dict.tar.xz and .whl/stack.tar.xz, each within the 64 MiB carry limit beside the tree; scripts/device_day.sh
+# unpacks and runs them there.
+device-kit: setup
+	$(BIN)/python scripts/device_kit.py
 
 # Rebuild the bundled tiny model (about 1.5 hours on 2 CPU cores; minutes on a GPU).
 tiny-model: setup

@@ -340,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown variants {unknown}; see --list")
+    for name in names:  # a variant is defined by what it changes: --set/--sft may not change the same field
+        clash = sorted(set(VARIANTS[name][0]) & {k for k, _ in args.set}) + sorted(set(VARIANTS[name][1]) & {k for k, _ in args.sft})
+        if clash:
+            ap.error(f"variant {name} sets {clash} itself; drop them from --set/--sft or choose another variant")
     out = args.out or RESULTS_DIR / f"{gpu_name()}.json"
     build_random_model(args.shape, args.model_dir, args.tokenizer)
     env = environment()

@@ -106,3 +106,12 @@ def test_benchmark_runs_end_to_end_on_cpu_and_padding_free_matches_padded(tmp_pa
     assert 0 < gen["batched"]["new_tokens"] <= 4 * 8 and 0 < gen["single"]["new_tokens"] <= 2 * 8
     assert gen["batched"]["prompts"] == 4 and gen["single"]["prompts"] == 2
     assert "generation" not in runs["padding-free"]
+
+
+def test_a_set_that_changes_a_variants_own_field_is_refused():
+    """--set per_device_train_batch_size=4 with variant 8x2 used to end in a TypeError inside the variant's process."""
+    proc = subprocess.run([sys.executable, str(BENCH / "gpu_qlora.py"), "--shape", "tiny-test", "--profile", "cpu",
+                           "--variants", "profile,8x2", "--set", "per_device_train_batch_size=4"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "variant 8x2 sets ['per_device_train_batch_size'] itself" in proc.stderr
