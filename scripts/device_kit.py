@@ -8,11 +8,12 @@ script carries only what the run needs, in as few bytes as it can:
 
 * the torch family stays the image's (a CUDA torch is gigabytes; it is what a hosted runtime does too,
   ``scripts/hosted_setup.py``);
-* every pinned distribution of the closure of ``requirements.txt`` is carried when the image lacks it; one
-  the image has is carried when it is a requirements.txt line or belongs to the stack the GPU run is testing
-  (``STACK``) and the image's version is known to differ from the pin, or, for ``STACK``, is unknown
-  (numpy, a dependency only, runs at the image's 2.5.2 rather than travel as 16 MB). Everything else runs at the image's version,
-  which ``scripts/device_day.sh`` records on the machine;
+* every pinned distribution of the closure of ``requirements.txt`` is carried at its pin, unless the image has
+  that very version, or it is one of the large compiled libraries the image already holds (``IMAGE_KEEPS``: numpy,
+  pandas, pyarrow, matplotlib and its compiled dependencies), which run at the image's version. Pins of the
+  image's small packages matter: datasets 5.2 wants fsspec <= 2026.9.0, transformers checks regex on import, so
+  they travel rather than trust versions nobody has read. On the machine, ``--check`` prints every requirement of
+  the carried distributions that the versions it sees do not meet (CONFLICT lines in machine.txt);
 * packages no GPU check imports are left out (``LEFT_OUT``, each with why), and bitsandbytes keeps only the
   native library for the image's CUDA (and its CPU one): 43 MB -> 2 MB;
 * the wheels are installed here for the machine's Python and platform (``pip install --target
@@ -27,6 +28,7 @@ holds, why, and how many bytes would travel with each.
     python scripts/device_kit.py --plan           # what would be carried and why, nothing downloaded
     python scripts/device_kit.py                  # build .whl/dict.tar.xz, .whl/stack.tar.xz, .whl/kit.json
     python scripts/device_kit.py --python-version 3.11 --out build/kit-rehearsal   # for a rehearsal here
+    python scripts/device_kit.py --check .device-site   # on the machine (device_day.sh): imports, CONFLICT lines
 
 Run it with the workshop's ``.venv`` Python (``make device-kit``): the closure and its versions are read from
 that environment, which ``make setup`` installed from the pins.
@@ -53,10 +55,13 @@ hosted_setup = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(hosted_setup)
 canonical = hosted_setup.canonical
 
-# The libraries whose behaviour on CUDA the GPU run is there to test: carried at the pin even where the image
-# has some version of them, unless that version is known to be the pin.
-STACK = frozenset({"transformers", "tokenizers", "huggingface-hub", "peft", "trl", "accelerate", "bitsandbytes",
-                   "datasets", "safetensors"})
+# The image's large compiled libraries: they run at its version rather than travel (numpy's wheel alone is 16 MB),
+# and --check reports on the machine any requirement of the carried stack that their versions do not meet.
+IMAGE_KEEPS = {
+    "numpy": "16 MB wheel", "pandas": "12 MB wheel", "pyarrow": "40 MB wheel", "matplotlib": "9 MB wheel",
+    "pillow": "matplotlib's, compiled", "fonttools": "matplotlib's, compiled", "contourpy": "matplotlib's, compiled",
+    "kiwisolver": "matplotlib's, compiled", "hf-xet": "the Hub's download backend (3 MB): nothing is downloaded there",
+}
 # requirements.txt lines the GPU checks do not use: the browser UI, and the test-only browser driver.
 NOT_RUN = frozenset({"jupyterlab", "playwright"})
 # Distributions in the closure that no GPU check imports, with why (checked against the pinned sources).
@@ -91,10 +96,15 @@ def load_image(path: Path) -> dict:
     return image
 
 
-def closure(lines: list[str]) -> tuple[dict[str, str], set[str]]:
+def closure(lines: list[str], python_version: str | None = None) -> tuple[dict[str, str], set[str]]:
     """({name: installed version} of every distribution the requirement lines pull in, names of the lines
-    themselves), read from this Python's environment; the torch family and NOT_RUN lines are not followed."""
+    themselves), read from this Python's environment; the torch family and NOT_RUN lines are not followed.
+    Markers are evaluated for ``python_version`` (the machine's) when given."""
     from packaging.requirements import Requirement
+
+    marker_env = {"extra": ""}
+    if python_version:
+        marker_env |= {"python_version": python_version, "python_full_version": python_version + ".0"}
 
     direct = {canonical(name) for name in map(hosted_setup.requirement_name, lines) if name}
     direct = {name for name in direct if name not in NOT_RUN and not hosted_setup.is_torch_family(name)}
@@ -112,7 +122,7 @@ def closure(lines: list[str]) -> tuple[dict[str, str], set[str]]:
         found[name] = dist.version
         for text in dist.requires or []:
             requirement = Requirement(text)
-            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+            if requirement.marker and not requirement.marker.evaluate(marker_env):
                 continue
             dependency = canonical(requirement.name)
             if not hosted_setup.is_torch_family(dependency) and not dependency.startswith("cuda-"):
@@ -125,25 +135,21 @@ def select(found: dict[str, str], direct: set[str], image: dict) -> tuple[list[C
     carried, kept = [], {}
     packages = image["packages"]
     for name, version in found.items():
-        reason = None
         if name in LEFT_OUT:
             kept[name] = "left out: " + LEFT_OUT[name]
             continue
         if name not in packages:
-            reason = "not in the image"
-        elif packages[name] is not None and packages[name] != version and (name in direct or name in STACK):
-            reason = f"the image has {packages[name]}"
-        elif packages[name] is None and name in STACK:
-            reason = "tested stack; the image's version is unknown"
-        if reason is None:
-            known = packages[name]
-            kept[name] = f"the image's ({known if known else 'version read on the machine'})"
-            if known is not None and known != version:
-                kept[name] += f"; pinned here {version}, a dependency outside the tested stack"
-            if name in direct and known is None:
-                kept[name] += "; pinned here " + version
+            carried.append(Carried(name, version, "not in the image", PART_OF.get(name, "stack")))
             continue
-        carried.append(Carried(name, version, reason, PART_OF.get(name, "stack")))
+        known = packages[name]
+        if known == version:
+            kept[name] = f"the image's ({known}, the pin)"
+        elif name in IMAGE_KEEPS:
+            kept[name] = (f"the image's ({known if known else 'version read on the machine'}); pinned here {version}; "
+                          f"{IMAGE_KEEPS[name]}")
+        else:
+            reason = f"the image has {known}" if known else "the image's version is unknown"
+            carried.append(Carried(name, version, reason, PART_OF.get(name, "stack")))
     return carried, kept
 
 
@@ -226,18 +232,65 @@ def pack(site: Path, archive: Path) -> int:
     return archive.stat().st_size
 
 
+# The modules whose import the GPU run depends on: --check prints where each is imported from, so machine.txt
+# shows that the kit's copy shadows the image's.
+SHADOW_CHECK = ("transformers", "tokenizers", "huggingface_hub", "peft", "trl", "accelerate", "bitsandbytes",
+                "datasets", "fugashi", "unidic_lite", "nbmake", "ipykernel", "pytest", "numpy", "pandas")
+
+
+def conflicts(site: Path) -> list[str]:
+    """One line per requirement of a distribution installed under ``site`` that the versions this Python sees
+    (first on sys.path wins, as at import) do not satisfy; markers are evaluated for this Python."""
+    from packaging.requirements import Requirement
+
+    lines = []
+    for dist in sorted(metadata.distributions(path=[str(site)]), key=lambda d: canonical(d.metadata["Name"])):
+        for text in dist.requires or []:
+            requirement = Requirement(text)
+            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            name = canonical(requirement.name)
+            try:
+                seen = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                if name not in LEFT_OUT:
+                    lines.append(f"CONFLICT {dist.metadata['Name']} {dist.version} needs {requirement}: not installed")
+                continue
+            if requirement.specifier and not requirement.specifier.contains(seen, prereleases=True):
+                lines.append(f"CONFLICT {dist.metadata['Name']} {dist.version} needs {requirement}, sees {seen}")
+    return lines
+
+
+def check(site: Path) -> int:
+    """On the machine: what runs from where, and every unmet requirement of the carried stack."""
+    import importlib
+
+    for module in SHADOW_CHECK:
+        try:
+            imported = importlib.import_module(module)
+            print(f"{module} {getattr(imported, '__version__', '?')} {imported.__file__}")
+        except Exception as error:  # the report goes on: one broken import is itself the finding
+            print(f"{module} IMPORT FAILED: {error!r}")
+    found = conflicts(site)
+    print("\n".join(found) if found else f"no conflicts: every requirement of the stack under {site} is met")
+    return 1 if found else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--image", type=Path, default=ROOT / "configs" / "device" / "nvidia-h200.json")
     ap.add_argument("--python-version", default=None, help="the machine's Python (default: the image's)")
     ap.add_argument("--out", type=Path, default=ROOT / ".whl")
     ap.add_argument("--plan", action="store_true", help="print what would be carried and why; build nothing")
+    ap.add_argument("--check", type=Path, metavar="SITE", help="on the machine: imports and unmet requirements")
     args = ap.parse_args(argv)
+    if args.check:
+        return check(args.check)
 
     image = load_image(args.image)
     python_version = args.python_version or image["python"]
     lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
-    found, direct = closure(lines)
+    found, direct = closure(lines, python_version)
     carried, kept = select(found, direct, image)
     tree = tree_bytes()
     print(f"image {image['kind']} (Python {image['python']}, torch {image['torch']}); kit for Python {python_version}")

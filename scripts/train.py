@@ -83,6 +83,10 @@ def main(argv=None) -> int:
     say(f"wall time {train_seconds:.0f} s, {metrics['tokens_per_second']:,.0f} tokens/s (all processes), "
         f"final validation loss {metrics['final_eval_loss']:.3f}")
     say(f"adapter: {adapter_dir}\nmetrics: {cfg.run_dir / 'train_metrics.json'}")
+    # accelerate's end-of-script call: destroys the process group (gloo here, NCCL on GPUs) before the interpreter
+    # exits; left to the exit, a rank once aborted there ("terminate called without an active exception", exit -6)
+    # after training and saving had finished.
+    trainer.accelerator.end_training()
     return 0
 
 

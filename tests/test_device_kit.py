@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,7 @@ def test_the_tested_stack_travels_at_the_pins(plan, kit):
     # the image has transformers 5.17.0 and huggingface-hub 1.33.0 (KINDS.md's pip list), the pins are newer
     assert carried["transformers"].reason == "the image has 5.17.0"
     assert carried["huggingface-hub"].reason == "the image has 1.33.0"
+    assert carried["peft"].reason == "the image's version is unknown"
     # absent from the image
     for name in ("trl", "bitsandbytes", "datasets", "nbmake", "ipykernel", "fugashi", "rouge-score"):
         assert carried[name].reason == "not in the image", name
@@ -60,11 +62,14 @@ def test_the_tested_stack_travels_at_the_pins(plan, kit):
         assert item.version == found[item.name]
 
 
-def test_a_dependency_outside_the_stack_runs_at_the_images_version(plan):
-    found, direct, carried, kept = plan
-    # numpy is only a dependency: the image's 2.5.2 runs rather than 16 MB of wheel
-    assert "numpy" not in direct and "numpy" not in carried
-    assert kept["numpy"].startswith("the image's (2.5.2); pinned here")
+def test_small_image_packages_of_unread_versions_travel_at_their_pins(plan):
+    """datasets 5.2 requires fsspec<=2026.9.0 and transformers checks regex's version on import: an image package
+    whose version nobody has read is carried at the pin unless it is one of the large compiled ones."""
+    found, _, carried, kept = plan
+    for name in ("fsspec", "regex", "filelock", "tqdm", "packaging", "pytest"):
+        assert carried[name].reason == "the image's version is unknown", name
+    for name in ("pandas", "pyarrow", "matplotlib"):
+        assert name not in carried and "version read on the machine" in kept[name], name
 
 
 def test_only_the_dictionary_rides_in_the_first_part(plan):
@@ -90,6 +95,9 @@ def test_the_parts_fit_beside_the_tree(kit):
     longer fits (the tool refuses a call whose tree is over 64 MiB)."""
     image = json.loads(IMAGE.read_text(encoding="utf-8"))
     measured = image["kit_measured"]["bytes"]
+    built = ROOT / ".whl" / "kit.json"  # a kit built here since (git-ignored) is the fresher measurement
+    if built.is_file() and json.loads(built.read_text())["python_version"] == image["python"]:
+        measured = {part: entry["bytes"] for part, entry in json.loads(built.read_text())["parts"].items()}
     assert set(measured) == set(kit.PARTS)
     assert kit.check_budget(measured, kit.tree_bytes(), image["carry_limit_mib"]) == []
     # together they would not: the reason there are two calls
@@ -145,3 +153,80 @@ def test_the_runner_writes_no_more_files_than_a_call_brings_back():
     names = set(re.findall(r'\$OUT/([A-Za-z0-9_.-]+)', runner))
     assert "summary.txt" in names and "check_gpu_outputs.tar.gz" in names
     assert len(names) <= 8, sorted(names)
+
+
+def _runner(tmp_path, extra: dict, path: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    kit = tmp_path / "kit"
+    kit.mkdir(exist_ok=True)
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "DEVICE_SITE": str(tmp_path / "site"), "DEVICE_KIT": str(kit),
+           "DEVICE_WORK": str(tmp_path / "work"), "DEVICE_PYTHON": sys.executable, "DRY_RUN": "1", **extra}
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.run(["bash", str(ROOT / "scripts" / "device_day.sh")], env=env, check=check,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _summary(tmp_path) -> dict[str, list[str]]:
+    lines = (tmp_path / "out" / "summary.txt").read_text().splitlines()[1:]
+    return {line.split("\t")[0]: line.split("\t")[1:] for line in lines}
+
+
+def test_the_runner_without_the_dictionary_part_skips_the_notebooks_and_keeps_the_benchmark(tmp_path):
+    """The runner's control flow in seconds (DRY_RUN: each step's command goes to the summary), gpu branch: no kit
+    here, so no dictionary part, as when the machine went back between the two calls."""
+    _runner(tmp_path, {})
+    rows = _summary(tmp_path)
+    assert rows["machine"][0] == "dry-run" and rows["preflight"][0] == "dry-run"
+    missing = "the dict part (call 1) is missing: ROUGE needs MeCab's dictionary"
+    assert rows["check_gpu_bf16"] == ["skipped", "0", missing] and rows["check_gpu_fp16"] == ["skipped", "0", missing]
+    assert rows["benchmark_profile"][0] == "dry-run"
+    assert f"benchmarks/gpu_qlora.py --variants profile --out {tmp_path}/out/benchmark.json" in rows["benchmark_profile"][2]
+    assert "--no-generation" in rows["benchmark_fp16"][2] and "total" in rows
+    wrapper = subprocess.run([str(tmp_path / "site" / "bin" / "python"), "-c", "import sys; print(sys.prefix)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert wrapper == sys.prefix  # the wrapper keeps the machine's venv (a symlink elsewhere would not)
+
+
+def test_the_runners_fallback_without_make_is_the_makefiles_recipe(tmp_path):
+    """Where the image has no make, device_day.sh runs the check-gpu recipe by hand: the same assignments and
+    command as make expands it."""
+    import re
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / ".dict.done").write_text("0")  # as if call 1 had unpacked the dictionary
+    _runner(tmp_path, {"ONLY": "check_gpu_bf16"})
+    with_make = _summary(tmp_path)["check_gpu_bf16"][2]
+    no_make = tmp_path / "bin"
+    no_make.mkdir()
+    for folder in os.environ["PATH"].split(os.pathsep):
+        for tool in Path(folder).glob("*") if Path(folder).is_dir() else []:
+            if tool.name != "make" and not (no_make / tool.name).exists():
+                (no_make / tool.name).symlink_to(tool)
+    (tmp_path / "out" / "summary.txt").unlink()
+    _runner(tmp_path, {"ONLY": "check_gpu_bf16"}, path=str(no_make))
+    by_hand = _summary(tmp_path)["check_gpu_bf16"][2]
+    assert "make --no-print-directory" in with_make and "make --no-print-directory" not in by_hand
+    recipe = subprocess.run(["make", "-n", "-o", ".venv/.installed", "check-gpu", f"BIN={tmp_path}/site/bin",
+                             f"CHECK_GPU_OUT={tmp_path}/work/check-gpu-bf16"], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.replace("\\\n", " ")
+    words = lambda text: sorted(w for w in text.split() if w not in ("env", "\\"))  # noqa: E731
+    command = re.sub(r"^limit \d+ s: ", "", by_hand)
+    assert words(command) == words(recipe)
+
+
+def test_an_unknown_step_in_only_is_refused(tmp_path):
+    proc = _runner(tmp_path, {"ONLY": "check_gpu_bf61"}, check=False)
+    assert proc.returncode == 2 and "unknown step 'check_gpu_bf61'" in proc.stderr
+
+
+def test_conflicts_name_the_unmet_requirement(kit, tmp_path):
+    import numpy
+
+    site = tmp_path / "site"
+    info = site / "demo-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nRequires-Dist: numpy<1\n"
+                                   "Requires-Dist: numpy>=1\nRequires-Dist: not-a-package-anywhere\n"
+                                   "Requires-Dist: numpy<1; extra == \"test\"\n")
+    assert kit.conflicts(site) == [f"CONFLICT demo 1.0 needs numpy<1, sees {numpy.__version__}",
+                                   "CONFLICT demo 1.0 needs not-a-package-anywhere: not installed"]

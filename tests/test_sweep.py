@@ -391,3 +391,19 @@ def test_what_each_run_did_and_which_runs_passed_the_noise_rule():
     noise = sweep.noise_level(grid, records)
     far = {r["run"] for r in sweep.beyond_default(records, "default", noise, exclude=("seed_43", "seed_44"))}
     assert far and not far & {"seed_43", "seed_44", "before", "default"}
+
+
+def test_the_near_best_lrs_are_written_as_a_span_only_without_a_gap():
+    """"a〜b" reads as "every lr from a to b"; where an lr in between is beyond noise, the reading lists the lrs."""
+    assert sweep._lr_span([6e-3, 2e-2], [2e-4, 2e-3, 6e-3, 2e-2]) == "6e-3〜2e-2"
+    assert sweep._lr_span([2e-3], [2e-4, 2e-3, 6e-3]) == "2e-3"
+    assert sweep._lr_span([2e-4, 2e-2], [2e-4, 2e-3, 2e-2]) == "2e-4, 2e-2"  # 2e-3 was beyond noise
+    assert sweep._lr_span([2e-3, 2e-3, 2e-2], [2e-3, 2e-3, 2e-3, 2e-2]) == "2e-3〜2e-2"  # three seeds at 2e-3
+    per = {"2e-4": [8.0, 8.4, 8.2], "2e-3": [2.0, 2.2, 2.1], "2e-2": [8.2, 8.6, 8.4]}
+    records = {f"l{lr}": _rec(f"l{lr}", v, lr) for lr, v in per.items()}
+    records |= {"f2e-5": _rec("f2e-5", [1.0, 2.0, 1.5], "2e-5"), "f2e-4": _rec("f2e-4", [9.0, 9.5, 9.0], "2e-4"),
+                "f2e-3": _rec("f2e-3", [2.0, 2.5, 2.0], "2e-3")}
+    claim = {"kind": "best_ratio", "runs": {"lora": list(records)[:3], "full": list(records)[3:]}, "expect": [3, 30]}
+    out = sweep.verdict(claim, records, 1.0)
+    assert out["near_lrs"]["lora"] == [2e-4, 2e-2]
+    assert "2e-4, 2e-2" in sweep.reading(claim, out, 1.0) and "2e-4〜2e-2" not in sweep.reading(claim, out, 1.0)

@@ -454,7 +454,8 @@ def verdict(claim: dict, records: dict[str, dict], noise: float | None) -> dict:
         else:
             label = CONSISTENT
         return {"verdict": label, "ratio": ratio, "best": best, "edge": edge, "near_lrs": near, "open": open_span,
-                "best_lr": {n: lr(r) for n, r in best.items()}, "ratio_range": span}
+                "best_lr": {n: lr(r) for n, r in best.items()}, "ratio_range": span,
+                "tried_lrs": {n: sorted(map(lr, g)) for n, g in ((name_a, group_a), (name_b, group_b))}}
     raise GridError(f"claim {claim['id']}: 未知の kind {kind!r}")
 
 
@@ -499,7 +500,7 @@ def reading(claim: dict, v: dict, noise: float | None, names: dict[str, str] | N
         return f"最良は {name(v['best'])}。{worse}{rule} → {v['verdict']}"
     if kind == "best_ratio":
         (na, ba), (nb, bb) = v["best"].items()
-        spans = {n: "〜".join(dict.fromkeys([_lr(v["near_lrs"][n][0]), _lr(v["near_lrs"][n][-1])])) for n in (na, nb)}
+        spans = {n: _lr_span(v["near_lrs"][n], v["tried_lrs"][n]) for n in (na, nb)}
         near = "、".join(f"{name(n)} {span}" for n, span in spans.items())
         low, high = v["ratio_range"]
         edge = (f"{'・'.join(map(name, v['edge']))} の最良は試した lr の端なので、本当の最良は格子の外かもしれません。"
@@ -510,6 +511,16 @@ def reading(claim: dict, v: dict, noise: float | None, names: dict[str, str] | N
                 f"(予想 {claim['expect'][0]}〜{claim['expect'][1]} 倍)。ノイズの範囲で最良と同じくらいの lr: {near} → 比は "
                 f"{_times(low)}〜{_times(high)} 倍{still}。{edge}→ {v['verdict']}")
     raise GridError(f"claim {claim.get('id')}: 未知の kind {kind!r}")
+
+
+def _lr_span(near: list[float], tried: list[float]) -> str:
+    """"6e-3〜2e-2" when the near-best lrs are every lr tried between their ends, else each one ("2e-4, 2e-3"):
+    a gap means an lr in between was beyond noise, which "a〜b" would hide."""
+    near = sorted(set(near))  # runs that share an lr (seeds) count once
+    inside = sorted({lr for lr in tried if near[0] <= lr <= near[-1]})
+    if inside == near:
+        return "〜".join(dict.fromkeys([_lr(near[0]), _lr(near[-1])]))
+    return ", ".join(map(_lr, near))
 
 
 def facts(records: dict[str, dict], runs: list[str]) -> dict[str, dict]:
