@@ -206,9 +206,10 @@ def test_the_runners_fallback_without_make_is_the_makefiles_recipe(tmp_path):
     _runner(tmp_path, {"ONLY": "check_gpu_bf16"}, path=str(no_make))
     by_hand = _summary(tmp_path)["check_gpu_bf16"][2]
     assert "make --no-print-directory" in with_make and "make --no-print-directory" not in by_hand
-    recipe = subprocess.run(["make", "-n", "-o", ".venv/.installed", "check-gpu", f"BIN={tmp_path}/site/bin",
-                             f"CHECK_GPU_OUT={tmp_path}/work/check-gpu-bf16"], cwd=ROOT, capture_output=True,
-                            text=True, check=True).stdout.replace("\\\n", " ")
+    outer_make = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}  # make test's
+    recipe = subprocess.run(["make", "-n", "--no-print-directory", "-o", ".venv/.installed", "check-gpu",
+                             f"BIN={tmp_path}/site/bin", f"CHECK_GPU_OUT={tmp_path}/work/check-gpu-bf16"], cwd=ROOT,
+                            env=outer_make, capture_output=True, text=True, check=True).stdout.replace("\\\n", " ")
     words = lambda text: sorted(w for w in text.split() if w not in ("env", "\\"))  # noqa: E731
     command = re.sub(r"^limit \d+ s: ", "", by_hand)
     assert words(command) == words(recipe)
