@@ -1,4 +1,7 @@
 import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +33,22 @@ def no_saved_settings(monkeypatch, tmp_path_factory):
     from utils import config
 
     monkeypatch.setattr(config, "SETTINGS_PATH_FOR_TESTS", tmp_path_factory.mktemp("settings") / "settings.json")
+
+
+@pytest.fixture
+def make_plan(tmp_path):
+    """``make -n`` of the project's Makefile: ``make_plan(*args)`` in a folder holding only the Makefile and the
+    files its setup stamp depends on (so the checkout's own .venv cannot change the plan), ``here=True`` in the
+    checkout. Run outside any outer make's MAKEFLAGS/MAKELEVEL (under ``make test`` they add "Entering directory")."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    root = Path(__file__).resolve().parent.parent
+    for name in ("Makefile", "requirements.txt", "pyproject.toml"):
+        shutil.copy(root / name, tmp_path / name)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+
+    def plan(*args: str, here: bool = False) -> str:
+        return subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=root if here else tmp_path, env=env,
+                              capture_output=True, text=True, check=True).stdout.replace("\\\n", " ")
+
+    return plan

@@ -102,21 +102,14 @@ def test_unknown_attention_implementation_is_refused(clean_env):
         get_config()
 
 
-def test_make_check_gpu_runs_the_bundled_model_into_its_own_output_dir(tmp_path):
+def test_make_check_gpu_runs_the_bundled_model_into_its_own_output_dir(tmp_path, make_plan):
     """The GPU preflight must point at a real model folder and keep its outputs apart from the cpu run's (the recipe
     as make expands it by default: scripts/device_day.sh overrides its variables on the GPU machine)."""
     import re
-    import shutil
-    import subprocess
 
     from utils.config import PROJECT_ROOT
 
-    if shutil.which("make") is None:
-        pytest.skip("needs make")
-    for name in ("Makefile", "requirements.txt", "pyproject.toml"):
-        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
-    recipe = subprocess.run(["make", "-n", "-o", ".venv/.installed", "check-gpu"], cwd=tmp_path, capture_output=True,
-                            text=True, check=True).stdout
+    recipe = make_plan("-o", ".venv/.installed", "check-gpu")
     model = re.search(rf"WORKSHOP_BASE_MODEL={re.escape(str(tmp_path))}/(\S+)", recipe).group(1)
     assert (PROJECT_ROOT / model / "config.json").is_file(), model
     assert f"WORKSHOP_OUTPUT_DIR={tmp_path}/outputs/check-gpu " in recipe

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -127,17 +126,13 @@ def test_the_runner_is_valid_bash():
     subprocess.run(["bash", "-n", str(ROOT / "scripts" / "device_day.sh")], check=True)
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
-def test_the_runner_reuses_make_check_gpu_without_a_venv(tmp_path):
+def test_the_runner_reuses_make_check_gpu_without_a_venv(make_plan):
     """device_day.sh runs the Makefile's own check-gpu line with the machine's Python; with -o the setup stamp is
     taken as made, so make neither creates a venv nor pip-installs (the machine has no index)."""
-    for name in ("Makefile", "requirements.txt", "pyproject.toml"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    args = ["make", "-n", "check-gpu", "BIN=/machine/bin", "CHECK_GPU_PROFILE=cpu", "CHECK_GPU_OUT=/out/bf16"]
-    plain = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    args = ["check-gpu", "BIN=/machine/bin", "CHECK_GPU_PROFILE=cpu", "CHECK_GPU_OUT=/out/bf16"]
+    plain = make_plan(*args)
     assert "-m venv" in plain  # the control: without -o, make would set up a venv first
-    taken = subprocess.run([*args[:2], "-o", ".venv/.installed", *args[2:]], cwd=tmp_path, capture_output=True,
-                           text=True, check=True).stdout
+    taken = make_plan("-o", ".venv/.installed", *args)
     assert "-m venv" not in taken and "pip install" not in taken
     assert "WORKSHOP_PROFILE=cpu" in taken and "WORKSHOP_OUTPUT_DIR=/out/bf16" in taken
     assert "/machine/bin/python -m pytest notebooks --nbmake" in taken
@@ -187,7 +182,7 @@ def test_the_runner_without_the_dictionary_part_skips_the_notebooks_and_keeps_th
     assert wrapper == sys.prefix  # the wrapper keeps the machine's venv (a symlink elsewhere would not)
 
 
-def test_the_runners_fallback_without_make_is_the_makefiles_recipe(tmp_path):
+def test_the_runners_fallback_without_make_is_the_makefiles_recipe(tmp_path, make_plan):
     """Where the image has no make, device_day.sh runs the check-gpu recipe by hand: the same assignments and
     command as make expands it."""
     import re
@@ -206,10 +201,8 @@ def test_the_runners_fallback_without_make_is_the_makefiles_recipe(tmp_path):
     _runner(tmp_path, {"ONLY": "check_gpu_bf16"}, path=str(no_make))
     by_hand = _summary(tmp_path)["check_gpu_bf16"][2]
     assert "make --no-print-directory" in with_make and "make --no-print-directory" not in by_hand
-    outer_make = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}  # make test's
-    recipe = subprocess.run(["make", "-n", "--no-print-directory", "-o", ".venv/.installed", "check-gpu",
-                             f"BIN={tmp_path}/site/bin", f"CHECK_GPU_OUT={tmp_path}/work/check-gpu-bf16"], cwd=ROOT,
-                            env=outer_make, capture_output=True, text=True, check=True).stdout.replace("\\\n", " ")
+    recipe = make_plan("-o", ".venv/.installed", "check-gpu", f"BIN={tmp_path}/site/bin",
+                       f"CHECK_GPU_OUT={tmp_path}/work/check-gpu-bf16", here=True)
     words = lambda text: sorted(w for w in text.split() if w not in ("env", "\\"))  # noqa: E731
     command = re.sub(r"^limit \d+ s: ", "", by_hand)
     assert words(command) == words(recipe)
