@@ -5,8 +5,11 @@
 # Kaggle sets KAGGLE_KERNEL_RUN_TYPE and KAGGLE_URL_BASE (https://www.kaggle.com/discussions/general/147433).
 # (This cell is generated from scripts/hosted_cell.py by scripts/build_hosted_notebook.py.)
 import os
+import signal
 import subprocess
 import sys
+import time
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 # 講師へ: 配布する前に、ワークショップのリポジトリの公開 URL (git clone できるもの) に書き換えてください。
@@ -27,11 +30,20 @@ else:
     if not repo.exists():
         subprocess.run(["git", "clone", "--depth", "1", REPO_URL, str(repo)], check=True)
     os.chdir(repo / "notebooks")  # the notebooks' relative paths (../images) resolve from here
-    setup = subprocess.Popen([sys.executable, str(repo / "scripts" / "hosted_setup.py")],
+    # What this kernel has imported (Colab loads pandas before the first cell): the script says when it had to replace one
+    imported = sorted({dist for module in list(sys.modules) if "." not in module
+                       for dist in packages_distributions().get(module, [])})
+    setup = subprocess.Popen([sys.executable, str(repo / "scripts" / "hosted_setup.py"), "--imported", ",".join(imported)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in setup.stdout:  # pip's progress, line by line
         print(line, end="")
-    if setup.wait() != 0:
+    code = setup.wait()
+    if code == 3:  # hosted_setup.RESTART: the old version is still in this kernel's memory, the new one on disk
+        print("ランタイムを再起動します。再起動したら、このセルをもう一度実行してください (インストール済みなので数十秒で終わり、"
+              "そのまま続けられます)。", flush=True)
+        time.sleep(2)  # let the message reach the page before the kernel goes
+        os.kill(os.getpid(), signal.SIGKILL)  # Colab and Kaggle start a new kernel when this one dies
+    if code != 0:
         raise RuntimeError("セットアップが失敗しました。上のメッセージを確認してください。")
     sys.path.insert(0, str(repo))  # the editable install is seen by new processes only; this kernel needs the path
     if KEEP_OUTPUTS:

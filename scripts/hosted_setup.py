@@ -11,10 +11,22 @@ constraints so that no dependency can pull in another torch, then installs this 
 is installed. On your own machine or GPU VM use ``make setup`` instead; this script refuses to run where no
 torch is installed at all.
 
+The platform's kernel is already running when this script runs, and it has imported packages (Colab imports pandas,
+and with it numpy and pyarrow, before the first cell). Replacing the files of an imported package leaves two versions
+in one kernel: pandas 2.2 in memory over pandas 3 on disk fails on the first DataFrame display. So:
+
+- the large compiled data stack (DATA_STACK) keeps the platform's version: its requirements.txt pin is dropped where
+  the platform has the package, and pip's default upgrade strategy (only-if-needed) replaces it only where a pinned
+  package does not accept the platform's version (datasets 5.2 needs pyarrow >= 24; Colab has 18.1);
+- the setup cell passes ``--imported`` (the distributions the kernel has imported); every one of them that pip
+  changed is reported, and the exit code 3 tells the cell to restart the runtime. Run again after the restart, the
+  cell finds everything installed, nothing changes, and it goes on.
+
     python scripts/hosted_setup.py            # install
     python scripts/hosted_setup.py --dry-run  # print the pip commands only
 
-Exit codes: 0 done, 1 pip failed or torch changed, 2 refused (no torch installed, or one older than MIN_TORCH).
+Exit codes: 0 done, 1 pip failed or torch changed, 2 refused (no torch installed, or one older than MIN_TORCH),
+3 done, but a package the running kernel had imported was replaced: restart the runtime (RESTART).
 """
 
 from __future__ import annotations
@@ -48,6 +60,11 @@ PEFT_TORCHAO_MINIMUM = (0, 16, 0)
 # ("Disabling PyTorch because PyTorch >= 2.6 is required"), and the failure then comes later and looks unrelated.
 # tests/test_hosted_setup.py checks this against the pinned packages' own torch requirements.
 MIN_TORCH = (2, 6)
+# The large compiled libraries a hosted runtime ships and often has imported before the first cell (pandas, and with
+# it numpy and pyarrow, on Colab). The platform's version is kept wherever the pinned packages accept it; the
+# notebooks work with Colab's (tests/test_hosted_replica.py).
+DATA_STACK = frozenset({"numpy", "pandas", "pyarrow", "matplotlib", "scipy", "pillow"})
+RESTART = 3
 
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 
@@ -90,6 +107,31 @@ def split_requirements(lines: list[str]) -> tuple[list[str], list[str]]:
     return kept, dropped
 
 
+def keep_platform_versions(lines: list[str], installed: dict[str, str | None]) -> tuple[list[str], dict[str, str]]:
+    """(lines, kept): the DATA_STACK lines whose package the platform already has are dropped, so that pip keeps the
+    platform's version unless a pinned package needs another; kept = {name: platform version}. A DATA_STACK package the
+    platform lacks keeps its pin (installed at the version the workshop was checked with)."""
+    out, kept = [], {}
+    for line in lines:
+        name = requirement_name(line)
+        if name and canonical(name) in DATA_STACK and installed.get(canonical(name)):
+            kept[canonical(name)] = installed[canonical(name)]
+        else:
+            out.append(line)
+    return out, kept
+
+
+def versions(names) -> dict[str, str | None]:
+    """{canonical name: installed version or None}."""
+    return {canonical(name): installed_version(name) for name in names}
+
+
+def version_changes(before: dict[str, str | None], after: dict[str, str | None]) -> list[str]:
+    """'name old → new' for each name whose version differs."""
+    return [f"{name} {before[name] or 'なし'} → {after.get(name) or 'なし'}" for name in sorted(before)
+            if before[name] != after.get(name)]
+
+
 def installed_torch_family() -> dict[str, str]:
     """{name: version} of every torch-family distribution in this Python's environment (first on sys.path wins)."""
     found: dict[str, str] = {}
@@ -124,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dry-run", action="store_true", help="print the pip commands without running them")
     ap.add_argument("--out-dir", type=Path, default=OUT_DIR, help=f"where the generated files go (default: {OUT_DIR})")
+    ap.add_argument("--imported", default="", help="comma-separated distributions the running kernel has imported "
+                    "(the setup cell passes them): exit code 3 if one of them is replaced")
     args = ap.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # the notebook cell reads this through a pipe, line by line
 
@@ -144,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     kept, dropped = split_requirements(REQUIREMENTS.read_text(encoding="utf-8").splitlines())
+    pinned = {canonical(requirement_name(line)): line for line in kept if requirement_name(line)}
+    kept, platform = keep_platform_versions(kept, versions(DATA_STACK))
+    imported = sorted({canonical(name) for name in args.imported.split(",") if name.strip()})
+    watched = versions(set(imported) | DATA_STACK)
     pinned_torch = next((line.split("==", 1)[1] for line in dropped if canonical(requirement_name(line)) == "torch"
                          and "==" in line), None)
     family = installed_torch_family()
@@ -155,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"外した行 (プラットフォームのノートブック環境のものを使う / テスト専用): "
           f"{', '.join(line for line in dropped if line not in torch_lines) or 'なし'}")
     print(f"変えないように固定するパッケージ: {', '.join(f'{n} {v}' for n, v in family.items())}")
+    data = {n: v for n, v in watched.items() if n in DATA_STACK and v}
+    if data:
+        def note(name: str, version: str) -> str:
+            check = pinned.get(name, "").split("==", 1)[-1] if name in platform else ""
+            return f"{name} {version}" + (f" (検証版 {check})" if check and check != version else "")
+        print("データ処理のライブラリはプラットフォームの版を、固定版のパッケージが受け付ける限りそのまま使います: "
+              + ", ".join(note(n, v) for n, v in sorted(data.items())))
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     requirements = args.out_dir / "requirements.txt"
@@ -205,8 +260,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name} {installed_version(name)}")
     print(f"  lora-sft-ja-workshop-utils (このリポジトリ、編集可能インストール: {ROOT})")
     print(f"そのまま使うもの: torch {torch_version} (プラットフォームのもの、置き換えていません)")
+    now = versions(watched)
+    if data:
+        print("データ処理のライブラリ: " + ", ".join(
+            f"{n} {now[n]}" + (" (プラットフォームのまま)" if now[n] == v else f" (プラットフォームの {v} から更新: 固定版のパッケージが {v} を受け付けないため)")
+            for n, v in sorted(data.items())))
+    replaced = version_changes({n: watched[n] for n in imported}, now)
     print("pip が「dependency conflicts」の ERROR を表示していても、プラットフォームに入っている他のパッケージとの\n"
           "版の食い違いの知らせです。ここまで表示されていればインストールは終わっています。")
+    if replaced:
+        print(f"実行中のカーネルが読み込み済みのパッケージを入れ替えました: {', '.join(replaced)}\n"
+              "このままでは古い版 (メモリ上) と新しい版 (ディスク上) が混ざるため、ランタイムを再起動する必要があります。")
+        return RESTART
     return 0
 
 

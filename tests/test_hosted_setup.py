@@ -84,6 +84,18 @@ def test_torch_family_names(line, family):
     assert kept[-1].startswith("--extra-index-url")  # pip options pass through
 
 
+def test_the_platforms_data_stack_replaces_the_pins_where_it_is_installed():
+    """pandas/matplotlib pins give way to the platform's installed versions (pip then upgrades one only if a pinned
+    package needs it); a data-stack package the platform lacks keeps its pin; nothing else is touched."""
+    hs = load_script()
+    lines = ["transformers==5.23.0", "pandas==3.1.1", "matplotlib==3.11.2", "matplotlib-fontja==1.1.0", "Pillow==13.0.0"]
+    out, kept = hs.keep_platform_versions(lines, {"pandas": "2.2.3", "pillow": "11.3.0", "matplotlib": None})
+    assert out == ["transformers==5.23.0", "matplotlib==3.11.2", "matplotlib-fontja==1.1.0"]
+    assert kept == {"pandas": "2.2.3", "pillow": "11.3.0"}
+    assert hs.version_changes({"pyarrow": "18.1.0", "pandas": "2.2.3", "torchao": "0.10.0"},
+                      {"pyarrow": "26.0.1", "pandas": "2.2.3", "torchao": None}) == ["pyarrow 18.1.0 → 26.0.1", "torchao 0.10.0 → なし"]
+
+
 def test_refuses_without_torch(tmp_path):
     """Not on a hosted GPU runtime: no torch at all, so no platform torch to keep. Points to `make setup`."""
     venv = tmp_path / "venv"
@@ -151,7 +163,10 @@ def test_dry_run_prints_the_pip_commands_only(tmp_path):
     assert commands[1].endswith(f"-m pip install --progress-bar off --no-deps -e {ROOT}")
     assert f"torch {version('torch')}" in result.stdout and "torch==" in result.stdout  # what it keeps, what it drops
     written = (tmp_path / "requirements.txt").read_text(encoding="utf-8").splitlines()
-    assert [line for line in written if not line.startswith("#")] == [line for line in pinned_lines() if not left_out(line)]
+    # this venv has pandas and matplotlib: their pins give way to the installed versions, as a platform's would
+    assert [line for line in written if not line.startswith("#")] == [
+        line for line in pinned_lines() if not left_out(line) and dist_name(line) not in ("pandas", "matplotlib")]
+    assert f"pandas {version('pandas')}" in result.stdout.split("データ処理のライブラリ")[1].splitlines()[0]
     assert "jupyterlab" in result.stdout and "ipykernel" in result.stdout  # says what it leaves to the platform
     assert f"torch=={version('torch')}" in (tmp_path / "constraints.txt").read_text(encoding="utf-8").splitlines()
 
@@ -271,7 +286,8 @@ def test_cell_on_a_hosted_runtime_clones_runs_the_script_and_adds_the_path(sandb
 
     repo = tmp_path / "lora-workshop"
     assert clones == [["git", "clone", "--depth", "1", "https://github.com/example/lora-workshop.git", str(repo)]]
-    assert FakeSetup.calls == [[sys.executable, str(repo / "scripts" / "hosted_setup.py")]]
+    assert [call[:3] for call in FakeSetup.calls] == [[sys.executable, str(repo / "scripts" / "hosted_setup.py"), "--imported"]]
+    assert "pytest" in FakeSetup.calls[0][3].split(",")  # what this kernel has imported, as distributions
     assert Path.cwd() == (repo / "notebooks").resolve() and sys.path[0] == str(repo)
     out = capsys.readouterr().out
     assert "セットアップ完了 (fake)" in out
@@ -323,6 +339,7 @@ print(json.dumps({"versions": dists, "utils": utils.__file__, "torch_module": to
 """
 
 
+@pytest.mark.hosted
 def test_setup_in_a_fresh_venv_keeps_the_platforms_torch(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
@@ -356,3 +373,93 @@ def test_the_cell_tests_leave_the_output_dir_as_they_found_it():
     """Last in this file (pytest runs a file's tests in order): the hosted cell sets WORKSHOP_OUTPUT_DIR, and the
     notebooks that `make test` runs after the unit tests read it (they once wrote their results to a test's tmp_path)."""
     assert os.environ.get("WORKSHOP_OUTPUT_DIR") == OUTPUT_DIR_AT_IMPORT
+
+
+# --- the hosted requirements for the platforms' own Python (resolved, not installed) ------------------------------
+PLATFORM = ROOT / "hosted" / "platforms" / "colab.txt"
+
+
+def platform_freeze() -> tuple[dict[str, str], str]:
+    """({canonical name: version}, python) of the committed copy of Colab's published freeze."""
+    text = PLATFORM.read_text(encoding="utf-8")
+    python = re.search(r"^# python: (\d+\.\d+)", text, re.M).group(1)
+    pins = {}
+    for line in text.splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==", 1)
+            pins[canonical_name(name)] = version.split("+")[0]
+    return pins, python
+
+
+def metadata_wheel(folder: Path, name: str) -> Path:
+    """A py3-none-any wheel carrying the installed distribution's own METADATA (name, version, Requires-Dist,
+    Requires-Python) and no code: what a resolver reads, for the pinned packages PyPI has as sdists only."""
+    from importlib.metadata import distribution
+
+    dist = distribution(name)
+    wheel_name = re.sub(r"[-_.]+", "_", dist.metadata["Name"])
+    info = f"{wheel_name}-{dist.version}.dist-info"
+    files = {f"{info}/METADATA": dist.read_text("METADATA"),
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
+    wheel = folder / f"{wheel_name}-{dist.version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, text in files.items():
+            zf.writestr(path, text)
+    return wheel
+
+
+# Ubuntu 22.04 (glibc 2.35) on x86-64, as Colab's os-info says; pip does not widen an explicit manylinux tag to the
+# older glibc versions a wheel may name, so every one is listed (manylinux2014 = 2_17, manylinux1 = 2_5)
+PLATFORM_TAGS = [arg for minor in range(35, 4, -1) for arg in ("--platform", f"manylinux_2_{minor}_x86_64")] + [
+    "--platform", "manylinux2014_x86_64", "--platform", "manylinux2010_x86_64", "--platform", "manylinux1_x86_64"]
+
+
+def resolve(tmp_path: Path, python: str, constraints: dict[str, str]) -> subprocess.CompletedProcess:
+    """pip's resolver on the hosted requirements for CPython `python` on manylinux x86-64, nothing installed."""
+    hs = load_script()
+    kept, _ = hs.split_requirements(REQUIREMENTS.read_text(encoding="utf-8").splitlines())
+    kept, _ = hs.keep_platform_versions(kept, {name: constraints.get(name) for name in hs.DATA_STACK})
+    (tmp_path / "requirements.txt").write_text("\n".join(kept) + "\n")
+    (tmp_path / "constraints.txt").write_text("".join(f"{n}=={v}\n" for n, v in sorted(constraints.items())))
+    links = tmp_path / "links"
+    links.mkdir(exist_ok=True)
+    for name in ("rouge-score", "unidic-lite"):  # sdist-only on PyPI; --only-binary needs a wheel
+        metadata_wheel(links, name)
+    return subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+                           "--disable-pip-version-check", "--only-binary=:all:", "--python-version", python,
+                           "--implementation", "cp", *PLATFORM_TAGS, "--find-links", str(links),
+                           "--report", str(tmp_path / "report.json"),
+                           "-r", str(tmp_path / "requirements.txt"), "-c", str(tmp_path / "constraints.txt")],
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.hosted
+@pytest.mark.parametrize("python", ["platform", "3.12"])
+def test_hosted_requirements_resolve_for_the_platforms_python_keeping_its_data_stack(tmp_path, python):
+    """Colab's Python (3.13, from the committed freeze) and Kaggle's (3.12: its image is built FROM Colab's runtime
+    image, Kaggle/docker-python Dockerfile.tmpl), with the platform's torch and its numpy, pandas, matplotlib and
+    pillow held as constraints: every pinned package has a wheel there and accepts them."""
+    colab, colab_python = platform_freeze()
+    python = colab_python if python == "platform" else python
+    held = {name: colab[name] for name in ("torch", "numpy", "pandas", "matplotlib", "pillow")}
+    result = resolve(tmp_path, python, held)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    got = {canonical_name(item["metadata"]["name"]): item["metadata"]["version"] for item in report["install"]}
+    for name, version in held.items():
+        assert got[name] == version, (name, got.get(name))
+    for line in pinned_lines():
+        if not left_out(line) and dist_name(line) not in ("pandas", "matplotlib"):
+            assert got[dist_name(line)] == line.split("==")[1], line
+    assert f"cp{python.replace('.', '')}" in {tag for item in report["install"]
+                                              for tag in re.findall(r"-(cp\d+)-", item["download_info"]["url"])}
+
+
+@pytest.mark.hosted
+def test_the_platforms_pyarrow_is_not_accepted_so_the_setup_must_replace_it(tmp_path):
+    """The control for the restart: datasets 5.2 needs pyarrow >= 24, Colab's 18.1 (imported with pandas) cannot stay."""
+    colab, python = platform_freeze()
+    result = resolve(tmp_path, python, {"torch": colab["torch"], "pyarrow": colab["pyarrow"]})
+    assert result.returncode != 0
+    assert "pyarrow" in result.stderr and "datasets" in result.stderr, result.stderr[-3000:]
