@@ -31,8 +31,8 @@ else:
         subprocess.run(["git", "clone", "--depth", "1", REPO_URL, str(repo)], check=True)
     os.chdir(repo / "notebooks")  # the notebooks' relative paths (../images) resolve from here
     # What this kernel has imported (Colab loads pandas before the first cell): the script says when it had to replace one
-    imported = sorted({dist for module in list(sys.modules) if "." not in module
-                       for dist in packages_distributions().get(module, [])})
+    owners = packages_distributions()  # top-level module -> distributions (one scan of the environment)
+    imported = sorted({dist for module in list(sys.modules) if "." not in module for dist in owners.get(module, [])})
     setup = subprocess.Popen([sys.executable, str(repo / "scripts" / "hosted_setup.py"), "--imported", ",".join(imported)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in setup.stdout:  # pip's progress, line by line

@@ -25,7 +25,7 @@ def test_notebook_01_runs_cleanly_through_jupyterlab(tmp_path):
     (result,) = browser_check.run(["01_base_model_selection.ipynb"], tmp_path, port=18930, timeout=300)
     assert result["errors"] == [] and not result["widget_errors"], result
     assert result["widgets"] > 0, "the progress bars (ipywidgets) did not render"
-    assert result["images"] >= 2, "the figures did not render"
+    assert result["images"] >= 1, "the figure (the XL-Sum chart) did not render"
     assert not result["news_popup"], "JupyterLab's news popup is over the notebook"
     assert result["kernel"] == "python3" and result["kernel_is_this_venv"], result
     # the preflight table (the first cell) names the kernel's interpreter: this venv's python

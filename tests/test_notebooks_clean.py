@@ -11,9 +11,9 @@ HOSTED = Path(__file__).resolve().parents[1] / "hosted" / "workshop_colab_kaggle
 
 
 def test_the_numbered_notebooks_exist():
-    """01-05 are the workshop; 06 is the optional hyper-parameter lesson."""
+    """01-05 are the workshop; 06 (hyper-parameters), 07 (memory and tokens) and 08 (k-shot, faithfulness, forgetting) are optional."""
     names = [nb.name for nb in NOTEBOOKS]
-    assert len(names) == 6 and all(re.fullmatch(r"0[1-6]_[a-z0-9_]+\.ipynb", n) for n in names), names
+    assert len(names) == 8 and all(re.fullmatch(r"0[1-9]_[a-z0-9_]+\.ipynb", n) for n in names), names
 
 
 @pytest.mark.parametrize("path", [*NOTEBOOKS, HOSTED], ids=lambda p: p.name)
@@ -33,3 +33,5 @@ def test_skeleton_and_no_secrets(path):
         assert heading in text, f"{path.name} lacks {heading}"
     assert not re.search(r"hf_[A-Za-z0-9]{20,}", text), "a Hugging Face token in a notebook"
     assert "trust_remote_code=True" not in text
+    ids = [c.get("id") for c in nb["cells"]]
+    assert len(ids) == len(set(ids)), f"{path.name}: duplicate cell ids (nbformat would silently rename them)"

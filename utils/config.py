@@ -131,7 +131,7 @@ class WorkshopConfig:
             ("train / test records", f"{train} / {self.n_test}"),
             ("max_length / max_new_tokens", f"{self.max_length} / {self.max_new_tokens}"),
             ("generation", "greedy" + (f", repetition_penalty {self.repetition_penalty:g}" if self.repetition_penalty != 1.0 else "")),
-            ("k-shot baselines (03/05)", self.kshot),
+            ("k-shot baselines (08)", self.kshot),
             ("LoRA r / alpha / dropout", f"{self.lora_r} / {self.lora_alpha} / {self.lora_dropout}"),
             ("lr / epochs", f"{self.learning_rate:g} / {self.num_train_epochs:g}"),
             ("batch x accumulation", f"{self.per_device_train_batch_size} x {self.gradient_accumulation_steps}"),
@@ -140,6 +140,13 @@ class WorkshopConfig:
             ("adapter (05)", self.adapter or f"{self.run_dir / 'adapter'} (04 で学習したもの)"),
             ("output_dir", str(self.run_dir)),
         ]
+
+    def brief(self) -> str:
+        """One line for the settings cell of 02-08 (01 shows the whole table; ``print(cfg)`` prints it anywhere)."""
+        saved = ", ".join(f"{k}={v!r}" for k, v in saved_settings().items()) or "なし"
+        return (f"プロファイル {self.profile}、モデル {Path(self.base_model).name if looks_local(self.base_model) else self.base_model}、"
+                f"train {'all' if self.n_train is None else self.n_train} / test {self.n_test} 件、保存した設定: {saved} "
+                "(全部の設定は print(cfg))")
 
     def __str__(self) -> str:
         width = max(len(k) for k, _ in self.rows())

@@ -246,7 +246,7 @@ def _rouge_lines(results: dict, min_margin: float = CONTENT_MARGIN) -> list[str]
     margin = r1(m["after"]) - r1(m["shuffled"])
     ci = (f"差の 95% 信頼区間 [{m['margin_ci_low']:+.1f}, {m['margin_ci_high']:+.1f}]、" if "margin_ci_low" in m else "")
     invented = (results.get("faithfulness") or {}).get("arms", {}).get("lora", {}).get("with_invented")
-    beside = f"ただし、本文にない数か名前を含む出力が {invented:.0%} あります (8 節)。" if invented is not None else ""
+    beside = f"ただし、本文にない数か名前を含む出力が {invented:.0%} あります (08 の 2 節)。" if invented is not None else ""
     if margin >= min_margin:
         shaky = ("区間の下限は 5 点を下回るので、件数を増やすと変わり得ます。"
                  if "margin_ci_low" in m and m["margin_ci_low"] < min_margin else "")
@@ -280,9 +280,9 @@ def reading_sections(results: dict, min_margin: float = CONTENT_MARGIN) -> dict[
     """The same reading, grouped the way 05 presents it: ROUGE and behaviour, then 05 §7, §8 and §9."""
     from .forgetting import curve_lines
 
-    return {"ROUGE と振る舞い (4〜6 節)": _rouge_lines(results, min_margin), "プロンプトだけで足りたか (7 節)": kshot_lines(results),
-            "本文にない事実 (8 節)": faithfulness_lines(results),
-            "アダプタの強さと忘却 (9 節)": curve_lines(results["forgetting"]) if results.get("forgetting") else []}
+    return {"ROUGE と振る舞い (4〜6 節)": _rouge_lines(results, min_margin), "プロンプトだけで足りたか (08 の 1 節)": kshot_lines(results),
+            "本文にない事実 (08 の 2 節)": faithfulness_lines(results),
+            "アダプタの強さと忘却 (08 の 3 節)": curve_lines(results["forgetting"]) if results.get("forgetting") else []}
 
 
 def _verdict(ci_low: float, ci_high: float, higher: str, lower: str) -> str:

@@ -355,7 +355,7 @@ def check_invented(answer, output: str, passage: str) -> CheckResult:
     counted = {n.text for n in numbers(output)} | {n.text for n in names(output)}
     if not missed and not extra:
         return _correct(f"本文にない数・名前は {truth or 'ありません'} でした (utils.faithfulness が数えたものと同じ)。"
-                        "8 節の表の「本文にない数か名前を含む出力」は、これを全部の出力について数えた割合です。", truth)
+                        "2 節の表の「本文にない数か名前を含む出力」は、これを全部の出力について数えた割合です。", truth)
     hints = []
     if missed:
         hints.append(f"見落とし: {missed} (本文を検索してみてください。数は値で、日付は年・月・日の組で照合します)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from .config import WorkshopConfig, looks_local, sharded_launch
@@ -59,10 +60,8 @@ def ensure_pad_token(tokenizer) -> None:
 def load_tokenizer(model_id: str):
     from transformers import AutoTokenizer
 
-    try:
+    with explain_load_errors(model_id):
         tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=False)
-    except Exception as err:  # noqa: BLE001 - turned into an actionable message
-        raise _explain(err, model_id) from None
     ensure_pad_token(tokenizer)
     return tokenizer
 
@@ -88,35 +87,49 @@ def local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def load_model(cfg: WorkshopConfig, adapter_dir: str | Path | None = None, tokenizer=None):
-    """The profile's base model, optionally with a trained LoRA adapter on top (for inference)."""
+def device_map() -> dict | None:
+    """Where from_pretrained puts the weights: this process's GPU (0 in a notebook; torchrun's LOCAL_RANK when launched),
+    None without CUDA (CPU) or under FSDP / DeepSpeed, which place and shard the weights themselves."""
     import torch
+
+    if not torch.cuda.is_available() or sharded_launch():
+        return None
+    if local_rank():  # a launched process: bitsandbytes puts 4-bit weights on the *current* device
+        torch.cuda.set_device(local_rank())
+    return {"": local_rank()}
+
+
+@contextmanager
+def explain_load_errors(model_id: str):
+    """A model or tokenizer that cannot be loaded raises ModelLoadError with the fix in Japanese (gated model, wrong
+    id, offline) instead of the library's long traceback. Never prints a token."""
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - turned into an actionable message
+        raise _explain(err, model_id) from None
+
+
+def load_model(cfg: WorkshopConfig, adapter_dir: str | Path | None = None, tokenizer=None):
+    """The profile's base model, optionally with a trained LoRA adapter on top (for inference): what notebook 03 writes
+    literally (tests/test_recipe.py holds the two equal)."""
     from transformers import AutoModelForCausalLM
 
-    kwargs = dict(dtype=cfg.torch_dtype, attn_implementation=cfg.attn_implementation, trust_remote_code=False)
-    if cfg.load_in_4bit:
-        kwargs["quantization_config"] = quantization_config(cfg)
-    if torch.cuda.is_available():
-        if local_rank():  # a launched process: bitsandbytes puts 4-bit weights on the *current* device
-            torch.cuda.set_device(local_rank())
-        if not sharded_launch():  # FSDP / DeepSpeed place (and shard) the weights themselves
-            kwargs["device_map"] = {"": local_rank()}
-    try:
-        model = AutoModelForCausalLM.from_pretrained(cfg.base_model, **kwargs)
-    except Exception as err:  # noqa: BLE001
-        raise _explain(err, cfg.base_model) from None
+    with explain_load_errors(cfg.base_model):
+        model = AutoModelForCausalLM.from_pretrained(
+            cfg.base_model,
+            dtype=cfg.torch_dtype,
+            quantization_config=quantization_config(cfg) if cfg.load_in_4bit else None,
+            device_map=device_map(),
+            attn_implementation=cfg.attn_implementation,
+            trust_remote_code=False,
+        )
     if tokenizer is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     if adapter_dir is not None:
         from peft import PeftModel
 
-        if looks_local(str(adapter_dir)):
-            local = Path(str(adapter_dir)).expanduser()
-            if not (local / "adapter_config.json").is_file():
-                raise FileNotFoundError(f"LoRA アダプタ {local} がありません。先に "
-                                        "notebooks/04_lora_sft.ipynb を最後まで実行してください。")
-            adapter_dir = local
+        adapter_dir = adapter_path(adapter_dir)
         try:
             model = PeftModel.from_pretrained(model, str(adapter_dir))
         except Exception as err:  # noqa: BLE001 - a Hub id that cannot be fetched, a broken file
@@ -124,6 +137,17 @@ def load_model(cfg: WorkshopConfig, adapter_dir: str | Path | None = None, token
                                  "WORKSHOP_ADAPTER の綴り (ローカルのフォルダか Hub の ID) を確認してください。") from None
     model.eval()
     return model
+
+
+def adapter_path(adapter_dir: str | Path) -> str | Path:
+    """A local adapter folder checked (04 must have saved it), or a Hub id as it is."""
+    if looks_local(str(adapter_dir)):
+        local = Path(str(adapter_dir)).expanduser()
+        if not (local / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"LoRA アダプタ {local} がありません。先に "
+                                    "notebooks/04_lora_sft.ipynb を最後まで実行してください。")
+        return local
+    return adapter_dir
 
 
 def load_model_and_tokenizer(cfg: WorkshopConfig, adapter_dir: str | Path | None = None):

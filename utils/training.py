@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from .config import WorkshopConfig, looks_local
@@ -109,42 +110,64 @@ def use_one_gpu(args) -> None:
         args._n_gpu = 1
 
 
-def sft_trainer(model, args, cfg: WorkshopConfig, **kwargs):
-    """TRL's ``SFTTrainer(model=..., args=..., **kwargs)``, after checking the C toolchain Triton needs on CUDA,
-    plus the one precision fix QLoRA in fp16 needs.
+def check_triton_toolchain() -> None:
+    """On CUDA with Triton, stop before the Trainer is built when the C toolchain Triton compiles with is missing.
 
-    For a quantized base, TRL 1.16 casts every trainable (LoRA) parameter to bf16, whatever the AMP
-    mode (trl/trainer/sft_trainer.py: "the PEFT adapter weights are converted to bf16"). In fp16 AMP
-    (T4: no native bf16) the GradScaler then meets bf16 gradients and the first optimizer step
-    fails on CUDA (``_amp_foreach_non_finite_check_and_unscale_cuda`` has no BFloat16 kernel). So in
-    fp16 the adapter goes back to fp32 master weights, as fp16 mixed precision expects; autocast
-    still runs its matmuls in fp16. Confirmed on CPU (dtypes); the CUDA step itself needs a GPU run.
-    """
-    import datasets
+    TRL's loss runs Triton kernels on CUDA (the same test as trl/kernels/chunked_logprob.py's ``_use_triton``), and
+    Triton compiles a C module at the first step: fail here, with the apt command, not at step 0 with gcc's error."""
     import torch
     from transformers.utils import is_triton_available
-    from trl import SFTTrainer
 
     from .gpu_env import require_build_tools
 
     if torch.cuda.is_available() and is_triton_available():
-        # TRL's loss runs Triton kernels on CUDA (the same test as trl/kernels/chunked_logprob.py's _use_triton),
-        # and Triton compiles a C module at the first step: fail here, with the apt command, not at step 0
         require_build_tools()
-    # TRL tokenizes and truncates the datasets with datasets.map, each with a progress bar ("Truncating train
-    # dataset" ...): sft_datasets already fitted every record to max_length, so nothing is cut, and ten bars right
-    # after "summaries are never cut" only confuse. The Trainer's own progress bar is not affected.
+
+
+@contextmanager
+def quiet_dataset_bars():
+    """Hide datasets' progress bars while TRL tokenizes ("Tokenizing train dataset", "Truncating …").
+
+    sft_datasets already fitted every record to max_length, so nothing is cut, and ten bars right after "summaries are
+    never cut" only confuse. The Trainer's own progress bar is not affected."""
+    import datasets
+
     bars_were_on = not datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()
     try:
-        trainer = SFTTrainer(model=model, args=args, **kwargs)
+        yield
     finally:
         if bars_were_on:
             datasets.enable_progress_bars()
+
+
+def fp32_adapter_for_fp16(trainer, cfg: WorkshopConfig) -> None:
+    """QLoRA in fp16 (T4: no native bf16): the LoRA weights back to fp32 master weights.
+
+    For a quantized base, TRL 1.16 casts every trainable (LoRA) parameter to bf16, whatever the AMP
+    mode (trl/trainer/sft_trainer.py: "the PEFT adapter weights are converted to bf16"). In fp16 AMP
+    the GradScaler then meets bf16 gradients and the first optimizer step fails on CUDA
+    (``_amp_foreach_non_finite_check_and_unscale_cuda`` has no BFloat16 kernel). So in fp16 the
+    adapter goes back to fp32, as fp16 mixed precision expects; autocast still runs its matmuls in
+    fp16. Confirmed on CPU (dtypes); the CUDA step itself needs a GPU run. Does nothing otherwise.
+    """
+    import torch
+
     if cfg.load_in_4bit and cfg.torch_dtype == torch.float16:
         for param in trainer.model.parameters():
             if param.requires_grad and param.dtype != torch.float32:
                 param.data = param.data.float()
+
+
+def sft_trainer(model, args, cfg: WorkshopConfig, **kwargs):
+    """TRL's ``SFTTrainer(model=..., args=..., **kwargs)`` with the steps notebook 04 shows around it:
+    ``check_triton_toolchain()``, ``quiet_dataset_bars()``, ``fp32_adapter_for_fp16()``."""
+    from trl import SFTTrainer
+
+    check_triton_toolchain()
+    with quiet_dataset_bars():
+        trainer = SFTTrainer(model=model, args=args, **kwargs)
+    fp32_adapter_for_fp16(trainer, cfg)
     return trainer
 
 
@@ -351,28 +374,43 @@ def settings_callback(cfg: WorkshopConfig):
     return SaveSettings()
 
 
-def train(trainer, cfg: WorkshopConfig, **kwargs):
-    """``trainer.train(**kwargs)``, resuming the latest checkpoint of the same settings (after a disconnect, a killed
-    kernel or a preempted VM: the Trainer restores the weights, optimizer, scheduler, RNG states and the position in
-    the data); an out-of-memory error becomes ``TrainingOutOfMemory`` with the figures and the fix (a raw
-    ``torch.OutOfMemoryError`` names neither the settings nor the overrides)."""
-    import torch
-
+def resume_point(trainer, cfg: WorkshopConfig) -> str | None:
+    """Make the run resumable and say where it resumes: adds the callback that writes the settings next to each
+    checkpoint, and returns the latest checkpoint of the same settings (after a disconnect, a killed kernel or a
+    preempted VM; the Trainer then restores the weights, optimizer, scheduler, RNG states and the position in the data),
+    or None. A checkpoint from other settings stops with CheckpointMismatch."""
     if not any(getattr(cb, "workshop_settings", False) for cb in trainer.callback_handler.callbacks):
         trainer.add_callback(settings_callback(cfg))
-    if "resume_from_checkpoint" not in kwargs:
-        last = checkpoint_to_resume(trainer, cfg)
-        if last is not None:
-            if is_main_process():
-                print(f"前回の途中経過 {last} から学習を再開します (同じ設定のチェックポイント)。最初からやり直すには、"
-                      f"止めてから rm -rf {Path(trainer.args.output_dir)}/checkpoint-* を実行してください。", flush=True)
-            kwargs["resume_from_checkpoint"] = last
-    trainer.resumed_from = kwargs.get("resume_from_checkpoint")  # 04 says so beside its timing figures
+    last = checkpoint_to_resume(trainer, cfg)
+    if last is not None and is_main_process():
+        print(f"前回の途中経過 {last} から学習を再開します (同じ設定のチェックポイント)。最初からやり直すには、"
+              f"止めてから rm -rf {Path(trainer.args.output_dir)}/checkpoint-* を実行してください。", flush=True)
+    return last
+
+
+@contextmanager
+def out_of_memory_explained(cfg: WorkshopConfig, args):
+    """An out-of-memory error inside becomes ``TrainingOutOfMemory`` with the figures and the fix (a raw
+    ``torch.OutOfMemoryError`` names neither the settings nor the overrides that keep the effective batch)."""
+    import torch
+
     try:
-        return trainer.train(**kwargs)
+        yield
     except torch.OutOfMemoryError as err:
-        message = out_of_memory_message(cfg, trainer.args, err)
+        message = out_of_memory_message(cfg, args, err)
         del err  # drop the frames that hold the activations
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         raise TrainingOutOfMemory(message) from None
+
+
+def train(trainer, cfg: WorkshopConfig, **kwargs):
+    """``trainer.train(**kwargs)`` as notebook 04 runs it: from ``resume_point()`` unless the caller names a
+    checkpoint, inside ``out_of_memory_explained()``. Sets ``trainer.resumed_from``."""
+    if "resume_from_checkpoint" not in kwargs:
+        kwargs["resume_from_checkpoint"] = resume_point(trainer, cfg)
+    elif not any(getattr(cb, "workshop_settings", False) for cb in trainer.callback_handler.callbacks):
+        trainer.add_callback(settings_callback(cfg))
+    trainer.resumed_from = kwargs["resume_from_checkpoint"]
+    with out_of_memory_explained(cfg, trainer.args):
+        return trainer.train(**kwargs)
