@@ -370,7 +370,7 @@ def parse_args(argv=None):
     p.add_argument("--out-dir", type=Path, default=None, help="default: models/<name>")
     p.add_argument("--work-dir", type=Path, default=Path.home() / ".cache" / "tiny-ja-mistral-build",
                    help="tokenizer, checkpoints and logs while training (outside the repository, so a later "
-                        "session can --resume)")
+                        "run can --resume)")
     p.add_argument("--init-from", type=Path, default=None,
                    help="start from this saved model folder (its tokenizer too) instead of random weights")
     p.add_argument("--vocab-size", type=int, default=8000)

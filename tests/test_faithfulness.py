@@ -29,7 +29,7 @@ def test_a_date_is_one_item_and_is_matched_as_a_whole():
     dates = F.numbers("2005年8月17日と2016年6月21日、二〇〇五年、6月17日")
     assert [n.date for n in dates] == [(2005, 8, 17), (2016, 6, 21), (2005, None, None), (None, 6, 17)]
     passage = "彼は2005年8月17日に生まれ、2016年6月21日にデビューした。"
-    # the case: every part (2016年, 6月, 17日) is in the passage, the date is not
+    # the typical case: every part (2016年, 6月, 17日) is in the passage, the date is not
     assert [n.text for n in F.invented_numbers("2016年6月17日にデビューした。", passage)] == ["2016年6月17日"]
     assert F.invented_numbers("2016年6月にデビューし、2005年生まれ。", passage) == []  # parts of a passage date
     assert F.invented_numbers("8月17日生まれ", passage) == []

@@ -1,6 +1,6 @@
 """The gpu profile's precision, memory and multi-GPU decisions, held on CPU with a faked device.
 
-No session of this project has had a GPU, so each decision that depends on the device is tested here by
+The test machines have no GPU, so each decision that depends on the device is tested here by
 faking what torch reports (compute capability, device count, memory), through the real library code paths.
 What only a GPU can confirm (the CUDA GradScaler step, real peak memory) is left to ``make check-gpu`` and
 ``benchmarks/gpu_qlora.py``.

@@ -19,7 +19,7 @@ def _grid(tmp_path, **changes):
     return path
 
 
-def test_the_committed_grid_is_valid_and_tests_every_claim_of_the_issue():
+def test_the_committed_grid_is_valid_and_tests_every_registered_claim():
     grid = sweep.load_grid(COMMITTED)
     assert {c["id"] for c in grid.claims} >= {"lr_ratio", "rank", "all_linear", "epochs", "batch", "seeds"}
     cfg = sweep.run_config(grid, "attention_only_r43", ROOT / "x")

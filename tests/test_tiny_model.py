@@ -79,7 +79,7 @@ def test_heldout_loss_stays_under_the_recorded_bound(tiny_model, tiny_tokenizer)
 
 
 def test_the_shipped_model_copies_from_its_context(tiny_model, tiny_tokenizer):
-    """Copying is what lets SFT teach content (issue: a tiny model that copies): a span read a second
+    """Copying is what lets SFT teach content (the tiny model is built to copy): a span read a second
     time must cost at most half the loss of its first read, for random tokens and for held-out test
     passages, and the figures the model card reports must be what the shipped weights do."""
     build = _build_script()

@@ -60,8 +60,8 @@ class WorkshopConfig:
     max_new_tokens: int = 432  # ~90th percentile of reference summary length (notebook 02 shows the coverage)
     gen_batch_size: int = 16  # prompts per generate() call; left padding
     repetition_penalty: float = 1.0  # 1.0 = plain greedy; >1 discourages repeating tokens it has already generated
-    # the k of 03/05's k-shot prompting baselines, comma-separated ("none": no k-shot arm, e.g. to save a T4's time);
-    # utils.prompting.shot_counts reads it, and runs each k only when it fits the model's context
+    # the k of 08's k-shot prompting baselines, comma-separated ("none": no k-shot arm, e.g. to save a T4's time);
+    # shot_counts (below) parses it; utils.prompting runs each k only when it fits the model's context
     kshot: str = "1,3"
 
     # --- LoRA ----------------------------------------------------------------------------------
@@ -421,6 +421,21 @@ def get_config(profile: str | None = None, **overrides) -> WorkshopConfig:
     return cfg
 
 
+def shot_counts(cfg) -> tuple[int, ...]:
+    """The k to try, from the config field ``kshot`` ("1,3"; "none" or "" for no k-shot arm)."""
+    raw = str(cfg.kshot).strip().lower()
+    if raw in ("", "none", "0"):
+        return ()
+    try:
+        ks = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        ks = ()
+    if not ks or any(k <= 0 for k in ks) or len(set(ks)) != len(ks):
+        raise ConfigError(f"kshot={cfg.kshot!r} を解釈できません。正の整数をカンマ区切りで指定してください "
+                          "(例: \"1,3\"、k-shot を実行しないなら \"none\")。")
+    return ks
+
+
 def validate(cfg: WorkshopConfig) -> None:
     """The checks every config passes (get_config and a sweep's runs): values a run cannot use, said in Japanese."""
     if cfg.compute_dtype not in ("auto", "bfloat16", "float16", "float32"):
@@ -428,8 +443,6 @@ def validate(cfg: WorkshopConfig) -> None:
     if cfg.attn_implementation not in ATTN_IMPLEMENTATIONS:
         raise ConfigError(f"attn_implementation={cfg.attn_implementation!r}: {' / '.join(ATTN_IMPLEMENTATIONS)} "
                           "のいずれかにしてください (flash_attention_2 は flash-attn パッケージが必要です)。")
-    from .prompting import shot_counts
-
     shot_counts(cfg)  # a bad kshot fails here, in the settings cell, not after 03's first generation
     if not 0.0 < cfg.max_cut_fraction <= 1.0:
         raise ConfigError(f"max_cut_fraction={cfg.max_cut_fraction!r}: 0 より大きく 1 以下にしてください (1.0 = 本文を短くして"

@@ -88,7 +88,7 @@ def gpu_profile_activation_gb() -> dict[str, float]:
     return {"batch": gpu["per_device_train_batch_size"], "max_length": gpu["max_length"], **out}
 
 
-# --- training time of the gpu profile (an estimate: no session has trained the 7B on a GPU yet) -----------------
+# --- training time of the gpu profile (an estimate: the 7B has not been trained on a GPU in this repository yet) -
 # Dense bf16/fp16 tensor-core peak (vendor datasheets, without sparsity) of the GPUs the timetable plans for.
 GPU_PEAK_TFLOPS = {"T4": 65, "L4": 121, "A100": 312, "H100": 989}
 ASSUMED_UTILIZATION = 0.3  # share of peak a 7B QLoRA step reaches: an assumption, not a measurement

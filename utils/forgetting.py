@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .config import PROJECT_ROOT, WorkshopConfig
 from .data import BUNDLED_PATH, TASK_CATEGORY, read_jsonl
-from .evaluation import reference_loss
+from .losses import reference_loss
 from .prompt import fit_records, to_prompt_completion
 
 SCALES = (0.0, 0.25, 0.5, 0.75, 1.0)

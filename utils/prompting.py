@@ -13,27 +13,11 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field
 
+from .config import shot_counts  # noqa: F401 - the k to try (config field ``kshot``); used here and by 08
 from .prompt import format_prompt
 
 SHOT_COUNTS = (1, 3)  # the default k of the k-shot arms (config field ``kshot``; 0-shot is 03's plain prompt, "before")
 SHOT_SEPARATOR = "\n\n"  # between worked examples, and between the last one and the test prompt
-
-
-def shot_counts(cfg) -> tuple[int, ...]:
-    """The k to try, from the config field ``kshot`` ("1,3"; "none" or "" for no k-shot arm)."""
-    from .config import ConfigError
-
-    raw = str(cfg.kshot).strip().lower()
-    if raw in ("", "none", "0"):
-        return ()
-    try:
-        ks = tuple(int(part) for part in raw.split(",") if part.strip())
-    except ValueError:
-        ks = ()
-    if not ks or any(k <= 0 for k in ks) or len(set(ks)) != len(ks):
-        raise ConfigError(f"kshot={cfg.kshot!r} を解釈できません。正の整数をカンマ区切りで指定してください "
-                          "(例: \"1,3\"、k-shot を実行しないなら \"none\")。")
-    return ks
 
 
 def plan_path(cfg):
