@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: setup preflight workshop test test-hosted browser-test check-gpu benchmark device-kit lab tiny-model clean-outputs
+.PHONY: setup preflight workshop test test-fast test-hosted browser-test check-gpu benchmark device-kit lab tiny-model clean-outputs
 
 setup: $(STAMP)
 
@@ -43,6 +43,11 @@ test: setup $(DEV_STAMP)
 	start=$$(date +%s); \
 	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=cpu $(BIN)/python -m pytest tests notebooks -m "not hosted" --nbmake --nbmake-timeout=1200 -p no:cacheprovider --durations=8 \
 	&& $(BIN)/python scripts/check_results.py outputs/cpu/results.json --since $$start
+
+# The unit tests that run no notebook and start no training process (tests marked `slow` or `hosted` left out):
+# about a minute, for checking a change before `make test`.
+test-fast: setup $(DEV_STAMP)
+	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=cpu $(BIN)/python -m pytest tests -m "not slow and not hosted" -p no:cacheprovider -q --durations=5
 
 # The Colab / Kaggle path as participants meet it (tests marked `hosted`): the hosted setup in a fresh venv, and the
 # all-in-one notebook in a replica of Colab's runtime (hosted/platforms/colab.txt; pandas imported before the first

@@ -85,6 +85,7 @@ def test_benchmark_variants_name_real_settings():
         assert c["per_device_train_batch_size"] * c["gradient_accumulation_steps"] == batch
 
 
+@pytest.mark.slow  # trains the benchmark's steps
 def test_benchmark_runs_end_to_end_on_cpu_and_padding_free_matches_padded(tmp_path):
     out = tmp_path / "results.json"
     proc = run([str(BENCH / "gpu_qlora.py"), "--shape", "tiny-test", "--profile", "cpu",

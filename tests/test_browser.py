@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import browser_check  # noqa: E402
 
+pytestmark = pytest.mark.slow  # JupyterLab + Chromium run notebook 01
+
+
 
 def test_notebook_01_runs_cleanly_through_jupyterlab(tmp_path):
     assert shutil.which(browser_check.CHROMIUM) or os.path.exists(browser_check.CHROMIUM), (

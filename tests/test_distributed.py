@@ -24,6 +24,9 @@ from utils.training import optimizer_steps
 N_TRAIN, N_VAL, BATCH = 64, 16, 4
 LOSS_TOLERANCE = 0.05  # nats/token; dropout masks differ per rank, the arithmetic order differs (measured below)
 
+pytestmark = pytest.mark.slow  # two training processes (torchrun)
+
+
 
 def _run(cmd: list[str], out_dir: Path, accumulation: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKSHOP_")}

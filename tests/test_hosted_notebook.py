@@ -5,6 +5,8 @@ kernel (the five were written for a fresh kernel each)."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -35,6 +37,7 @@ def test_it_holds_every_cell_of_01_to_05_in_order_after_one_setup_cell():
     assert ".ipynb`" not in text.split("**次へ:**", 1)[1].split("\n", 1)[0]  # "next" points below, not to a file
 
 
+@pytest.mark.slow  # runs the hosted notebook
 def test_runs_top_to_bottom_in_one_kernel(tmp_path):
     """Small budgets (32 train, 12 test records, 1 epoch, no k-shot arms: about 40 s here) so that it can run in every
     CI; the point is one kernel through all five parts, each reading what the earlier parts wrote. ``kshot=none`` also

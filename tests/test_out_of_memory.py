@@ -34,6 +34,7 @@ def tiny_trainer(cfg, tmp_path):
     return training.sft_trainer(peft_model, args, cfg, train_dataset=train_ds, processing_class=tokenizer)
 
 
+@pytest.mark.slow  # runs trainer.train
 def test_oom_names_the_settings_and_the_overrides_that_keep_the_effective_batch(clean_env, tmp_path):
     cfg = dataclasses.replace(get_config("cpu", output_dir=tmp_path), n_train=16, n_val=4, max_length=256,
                               per_device_train_batch_size=4, gradient_accumulation_steps=2)

@@ -136,6 +136,7 @@ def test_config_rejects_a_wrong_data_path(clean_env, tmp_path):
         get_config("cpu", data_path=str(tmp_path / "data.txt"))
 
 
+@pytest.mark.slow  # runs notebook 02
 def test_example_csv_runs_through_notebook_02(clean_env, tmp_path):
     """The README's own-data walk-through: notebook 02 on the shipped example CSV reports and saves the counts."""
     import nbformat

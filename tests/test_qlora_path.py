@@ -29,6 +29,7 @@ def gpu_profile_on_cpu(clean_env, tmp_path):
                                per_device_train_batch_size=4, gradient_accumulation_steps=1)
 
 
+@pytest.mark.slow  # trains
 def test_qlora_trains_saves_and_reloads(gpu_profile_on_cpu, tmp_path):
     cfg = gpu_profile_on_cpu
     assert cfg.load_in_4bit and cfg.gradient_checkpointing  # what the gpu profile ships

@@ -5,6 +5,8 @@ scripts/train.py runs the same utils as notebook 04 (training.train resumes for 
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -19,6 +21,9 @@ SMALL = {"WORKSHOP_PROFILE": "cpu", "HF_HUB_OFFLINE": "1", "WORKSHOP_N_TRAIN": "
          "WORKSHOP_MAX_LENGTH": "256", "WORKSHOP_PER_DEVICE_TRAIN_BATCH_SIZE": "8",
          "WORKSHOP_GRADIENT_ACCUMULATION_STEPS": "1", "WORKSHOP_EVAL_STEPS": "7", "OMP_NUM_THREADS": "2"}
 TOLERANCE = 1e-4  # final validation loss, resumed vs uninterrupted (measured difference: see the drill's output)
+
+pytestmark = pytest.mark.slow  # kills and resumes a training process
+
 
 
 def env(out: Path, **extra) -> dict:

@@ -150,6 +150,7 @@ def test_a_best_lr_at_the_grid_edge_is_not_read_as_a_ratio():
     assert sweep.verdict(claim, records, 0.1)["verdict"] == "支持されない"
 
 
+@pytest.mark.slow  # trains one sweep run
 def test_one_real_tiny_run_trains_and_scores_validation(tmp_path, clean_env):
     """The same utils path as 04 (LoRA and full fine-tuning), shrunk: 16 train records, 1 epoch, 8 validation records."""
     raw = json.loads(COMMITTED.read_text(encoding="utf-8"))

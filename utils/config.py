@@ -143,10 +143,9 @@ class WorkshopConfig:
 
     def brief(self) -> str:
         """One line for the settings cell of 02-08 (01 shows the whole table; ``print(cfg)`` prints it anywhere)."""
-        saved = ", ".join(f"{k}={v!r}" for k, v in saved_settings().items()) or "なし"
-        return (f"プロファイル {self.profile}、モデル {Path(self.base_model).name if looks_local(self.base_model) else self.base_model}、"
-                f"train {'all' if self.n_train is None else self.n_train} / test {self.n_test} 件、保存した設定: {saved} "
-                "(全部の設定は print(cfg))")
+        model = Path(self.base_model).name if looks_local(self.base_model) else self.base_model
+        return (f"プロファイル {self.profile}、モデル {model}、train {'all' if self.n_train is None else self.n_train} / "
+                f"test {self.n_test} 件 (全部の設定は print(cfg))")
 
     def __str__(self) -> str:
         width = max(len(k) for k, _ in self.rows())
