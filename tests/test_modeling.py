@@ -61,3 +61,18 @@ def test_pad_token_is_never_eos(pad, expected):
 def test_no_usable_pad_token_is_an_actionable_error():
     with pytest.raises(ModelLoadError, match="add_special_tokens"):
         ensure_pad_token(_Tok(None, None, "</s>"))
+
+
+def test_the_bundled_model_loads_without_a_loading_bar_and_the_bar_comes_back(capfd):
+    """01, 04, 05 and 08 load the bundled model through load_model: no "Loading weights" bar there (a Hub model keeps
+    its bars); afterwards transformers' bars are on again, so 03's own from_pretrained and the Trainer show theirs."""
+    from transformers.utils import logging as hf_logging
+
+    from utils.config import get_config
+    from utils.modeling import load_model, quiet_local_loading
+
+    load_model(get_config("cpu"))
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()
+    with quiet_local_loading("some-org/some-model"):  # a Hub id: bars stay on
+        assert hf_logging.is_progress_bar_enabled()

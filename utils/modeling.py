@@ -109,12 +109,34 @@ def explain_load_errors(model_id: str):
         raise _explain(err, model_id) from None
 
 
+@contextmanager
+def quiet_local_loading(model_id: str):
+    """No "Loading weights" bar for a model folder on this disk (the bundled tiny model loads in a second, and 01, 04,
+    05 and 08 would each show the bar); a Hub model keeps its download and loading bars (minutes for a 7B).
+    Notebook 03 writes from_pretrained itself and shows the bar as a participant's own code would."""
+    from transformers.utils import logging as hf_logging
+
+    if not looks_local(model_id) or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+
+    hub_bars_were_off = are_progress_bars_disabled()  # e.g. HF_HUB_DISABLE_PROGRESS_BARS: left as it was
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
+        if hub_bars_were_off:
+            disable_progress_bars()
+
+
 def load_model(cfg: WorkshopConfig, adapter_dir: str | Path | None = None, tokenizer=None):
     """The profile's base model, optionally with a trained LoRA adapter on top (for inference): what notebook 03 writes
     literally (tests/test_recipe.py holds the two equal)."""
     from transformers import AutoModelForCausalLM
 
-    with explain_load_errors(cfg.base_model):
+    with explain_load_errors(cfg.base_model), quiet_local_loading(cfg.base_model):
         model = AutoModelForCausalLM.from_pretrained(
             cfg.base_model,
             dtype=cfg.torch_dtype,
