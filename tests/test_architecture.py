@@ -70,3 +70,9 @@ def test_a_cycle_through_a_function_level_import_is_found(tmp_path):
     graph = import_graph(package)
     assert graph["pkg.c"] == {"pkg", "pkg.a"}  # the package itself and its module
     assert cycles(graph) == [["pkg.a", "pkg.b", "pkg.a"]]
+
+
+def test_the_readme_is_a_front_door():
+    """What the workshop is, the notebooks, the commands, the three ways to run it, then pointers to docs/."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 160, f"README.md has {len(lines)} lines: move details to a docs/ page"

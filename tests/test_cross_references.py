@@ -12,12 +12,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = {p.name[:2]: p for p in sorted((ROOT / "notebooks").glob("0[1-9]_*.ipynb"))}
-DOCS = [ROOT / "README.md", ROOT / "docs" / "timetable.md"]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SECTION = re.compile(r"^## (\d+)\. ", re.M)
 # "7 節", "7〜9 節", "01 の 7 節", "04 の 7〜9 節" (full-width or ASCII digits are not mixed in this project)
 REFERENCE = re.compile(r"(?:(0[1-9]) ?[の・] ?)?(\d+)(?: ?[〜~-] ?(\d+))? ?節")
 ROW_NOTEBOOK = re.compile(r"\*\*(0[1-9])\*\*")  # a timetable row "| 1:10 | **04** 1〜5 節 …" is about notebook 04
 README_REF = re.compile(r"README ?(?:の ?)?「([^」]+)」")
+DOC_REF = re.compile(r"`?(docs/[\w-]+\.md)`? ?(?:の ?)?「([^」]+)」")  # `docs/measurements.md`「CI の結果チェック」
 
 
 def notebook_texts(path: Path) -> tuple[str, str]:
@@ -32,9 +33,9 @@ def sections(number: str) -> list[int]:
     return [int(n) for n in SECTION.findall(markdown)]
 
 
-def readme_headings() -> list[str]:
-    """README's headings and its bold paragraph labels ("**CI の結果チェック**:"), without markup."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def readme_headings(path: Path = ROOT / "README.md") -> list[str]:
+    """A page's headings and its bold paragraph labels ("**CI の結果チェック**:"), without markup."""
+    text = path.read_text(encoding="utf-8")
     names = [line.lstrip("#") for line in text.splitlines() if line.startswith("#")]
     names += re.findall(r"^\*\*([^*]+)\*\*", text, re.M)
     return [re.sub(r"[`*]", "", name).strip() for name in names]
@@ -84,6 +85,9 @@ def test_readme_section_names_and_files_exist(source):
     headings = readme_headings()
     missing = [name for name in README_REF.findall(text) if not any(re.sub(r"[`*]", "", name) in h for h in headings)]
     assert missing == [], f"README has no section named {missing}"
+    for page, name in DOC_REF.findall(text):
+        assert (ROOT / page).is_file(), page
+        assert any(re.sub(r"[`*]", "", name) in h for h in readme_headings(ROOT / page)), f"{page} has no section named {name}"
     for name in re.findall(r"\b(0[1-9]_[a-z_]+\.ipynb)", text):
         assert (ROOT / "notebooks" / name).is_file(), name
     for path in re.findall(r"`((?:docs|scripts|utils|benchmarks|configs|hosted)/[\w./-]+\.\w+)`", text):

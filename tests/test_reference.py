@@ -65,11 +65,12 @@ def test_the_shipped_cpu_reference_is_a_real_run_of_this_workshop(clean_env):
     json.dumps(ref)  # plain JSON
 
 
-def test_readme_figures_for_prompting_faithfulness_and_forgetting_are_the_reference_run():
-    """README's cpu table quotes 05 §7-9; a recipe change that moves them must move the README too."""
+def test_documented_figures_for_prompting_faithfulness_and_forgetting_are_the_reference_run():
+    """docs/measurements.md's cpu table quotes 08's k-shot, faithfulness and adapter-scale figures; a recipe change that
+    moves them must move the page too."""
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "measurements.md").read_text(encoding="utf-8")
     ref = reference.load_reference("cpu")
     arms, vs, f, curve = ref["arms"], ref["lora_vs"], ref["faithfulness"], ref["forgetting"]
     kshot = [n for n in arms if n not in ("0-shot", "lora")]

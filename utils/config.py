@@ -471,7 +471,7 @@ def validate(cfg: WorkshopConfig) -> None:
                           "(configs/accelerate/ の fsdp2_qlora.yaml / zero3.yaml の説明を参照)。")
     if cfg.report_to not in REPORT_TO_CHOICES:
         raise ConfigError(f"report_to={cfg.report_to!r}: {' / '.join(REPORT_TO_CHOICES)} のいずれかにしてください "
-                          "(none 以外は別途パッケージが必要です。README「実験管理」)。")
+                          "(none 以外は別途パッケージが必要です。`docs/after-the-workshop.md`「実験管理」)。")
     if cfg.save_strategy not in ("steps", "epoch", "no"):
         raise ConfigError(f"save_strategy={cfg.save_strategy!r}: steps / epoch / no のいずれかにしてください "
                           "(no にすると、切断や停止のあとに途中から再開できません)。")
