@@ -120,7 +120,14 @@ def test_torch_pin_is_in_the_cuda_table():
     build = gpu_env.TORCH_BUILDS[pin]
     for cuda in (build["pypi_cuda"], build["older_cuda"]):
         assert gpu_env.min_driver_for(cuda), f"CUDA {cuda}: no minimum driver in CUDA_MIN_DRIVER"
-    # this machine's torch is the same release (CPU build here), so the table describes what participants install
+
+
+def test_this_pythons_torch_is_the_pin():
+    """make setup installs the pinned torch (CPU build here), so the table above describes what participants get;
+    a Python with another torch (a hosted runtime, a GPU image) skips with both versions."""
+    pin = re.search(r"^torch==(\S+)", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    if torch.__version__.split("+")[0] != pin:
+        pytest.skip(f"this Python has torch {torch.__version__}, not the pinned {pin} (not a make setup venv)")
     assert torch.__version__.split("+")[0] == pin
 
 
@@ -138,11 +145,14 @@ def toolchain(clean_env, tmp_path):
 def test_python_header_is_where_triton_looks():
     """triton/runtime/build.py: sysconfig's default scheme (posix_local -> posix_prefix), its "include" path."""
     header = gpu_env.python_header()
-    assert header.name == "Python.h" and header.is_file()  # this machine has python3.11-dev's equivalent
+    assert header.name == "Python.h"
+    if not header.is_file():
+        pytest.skip(f"no {header} on this machine (apt install python3.11-dev adds it)")
 
 
 def test_build_tools_present(toolchain):
-    assert gpu_env.c_compiler() is not None  # this machine has gcc
+    if gpu_env.c_compiler() is None:
+        pytest.skip("no C compiler on this machine (apt install build-essential adds gcc)")
     assert gpu_env.build_tools_problem() is None
 
 
