@@ -52,3 +52,16 @@ def make_plan(tmp_path):
                               capture_output=True, text=True, check=True).stdout.replace("\\\n", " ")
 
     return plan
+
+
+@pytest.fixture(scope="session")
+def colab_freeze():
+    """The committed copy of Colab's published freeze (hosted/platforms/colab.txt): its requirement lines, {canonical
+    name: version without a local tag such as +cu128}, and its Python (major.minor)."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "hosted" / "platforms" / "colab.txt").read_text(encoding="utf-8")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    versions = {re.sub(r"[-_.]+", "-", line.split("==")[0]).lower(): line.split("==")[1].split("+")[0] for line in lines}
+    python = re.search(r"^# python: (\d+\.\d+)", text, re.M).group(1)
+    return {"lines": lines, "versions": versions, "python": python}

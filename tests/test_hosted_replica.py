@@ -30,22 +30,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "hosted" / "workshop_colab_kaggle.ipynb"
-FREEZE = ROOT / "hosted" / "platforms" / "colab.txt"
 URL = "https://github.com/example/lora-workshop.git"
 BUDGETS = {"WORKSHOP_N_TRAIN": "32", "WORKSHOP_N_VAL": "8", "WORKSHOP_N_TEST": "12", "WORKSHOP_MAX_NEW_TOKENS": "32",
            "WORKSHOP_NUM_TRAIN_EPOCHS": "1", "WORKSHOP_KSHOT": "none"}
 TRACEBACK = re.compile(r"Traceback|^\w*(Error|Exception): ", re.M)
 
 pytestmark = pytest.mark.hosted
-
-
-def platform_lines(path: Path = FREEZE) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.startswith("#")]
-
-
-def platform_versions(path: Path = FREEZE) -> dict[str, str]:
-    return {re.sub(r"[-_.]+", "-", line.split("==")[0]).lower(): line.split("==")[1] for line in platform_lines(path)}
 
 
 def link_this_torch(site: Path) -> str:
@@ -61,7 +51,7 @@ def link_this_torch(site: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def replica(tmp_path_factory):
+def replica(tmp_path_factory, colab_freeze):
     """(python, kernel name, JUPYTER_PATH) of a venv with Colab's versions and a kernel that preloads pandas."""
     base = tmp_path_factory.mktemp("colab")
     venv = base / "venv"
@@ -70,7 +60,7 @@ def replica(tmp_path_factory):
     site = next((venv / "lib").glob("python3*/site-packages"))
     torch_version = link_this_torch(site)
     # torch is linked above; setuptools is left to pip: the stand-in torch 2.13 needs >= 77, Colab's 2.11 ships with 75
-    wanted = [line for line in platform_lines() if line.lower().split("==")[0] not in ("torch", "setuptools")]
+    wanted = [line for line in colab_freeze["lines"] if line.lower().split("==")[0] not in ("torch", "setuptools")]
     (base / "platform.txt").write_text("\n".join(wanted) + "\n")
     (base / "keep-torch.txt").write_text(f"torch=={torch_version}\n")
     done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
@@ -149,14 +139,15 @@ def installed(python: Path, names) -> dict[str, str | None]:
     return json.loads(result.stdout)
 
 
-def test_colab_replica_restarts_once_then_runs_the_whole_notebook_without_an_error(replica, monkeypatch, tmp_path):
+def test_colab_replica_restarts_once_then_runs_the_whole_notebook_without_an_error(replica, colab_freeze, monkeypatch,
+                                                                                   tmp_path):
     from nbclient.exceptions import DeadKernelError
 
     workdir = replica["base"] / "content"  # Colab's /content: the "clone" is this checkout
     workdir.mkdir(exist_ok=True)
     if not (workdir / "lora-workshop").exists():
         (workdir / "lora-workshop").symlink_to(ROOT, target_is_directory=True)
-    colab = platform_versions()
+    colab = colab_freeze["versions"]
 
     # 1. the setup cell, first run: pyarrow (imported with pandas) must be replaced, so the runtime restarts
     first = participants_notebook(slice(0, 3))

@@ -376,21 +376,6 @@ def test_the_cell_tests_leave_the_output_dir_as_they_found_it():
 
 
 # --- the hosted requirements for the platforms' own Python (resolved, not installed) ------------------------------
-PLATFORM = ROOT / "hosted" / "platforms" / "colab.txt"
-
-
-def platform_freeze() -> tuple[dict[str, str], str]:
-    """({canonical name: version}, python) of the committed copy of Colab's published freeze."""
-    text = PLATFORM.read_text(encoding="utf-8")
-    python = re.search(r"^# python: (\d+\.\d+)", text, re.M).group(1)
-    pins = {}
-    for line in text.splitlines():
-        if "==" in line and not line.startswith("#"):
-            name, version = line.split("==", 1)
-            pins[canonical_name(name)] = version.split("+")[0]
-    return pins, python
-
-
 def metadata_wheel(folder: Path, name: str) -> Path:
     """A py3-none-any wheel carrying the installed distribution's own METADATA (name, version, Requires-Dist,
     Requires-Python) and no code: what a resolver reads, for the pinned packages PyPI has as sdists only."""
@@ -436,11 +421,11 @@ def resolve(tmp_path: Path, python: str, constraints: dict[str, str]) -> subproc
 
 @pytest.mark.hosted
 @pytest.mark.parametrize("python", ["platform", "3.12"])
-def test_hosted_requirements_resolve_for_the_platforms_python_keeping_its_data_stack(tmp_path, python):
+def test_hosted_requirements_resolve_for_the_platforms_python_keeping_its_data_stack(tmp_path, python, colab_freeze):
     """Colab's Python (3.13, from the committed freeze) and Kaggle's (3.12: its image is built FROM Colab's runtime
     image, Kaggle/docker-python Dockerfile.tmpl), with the platform's torch and its numpy, pandas, matplotlib and
     pillow held as constraints: every pinned package has a wheel there and accepts them."""
-    colab, colab_python = platform_freeze()
+    colab, colab_python = colab_freeze["versions"], colab_freeze["python"]
     python = colab_python if python == "platform" else python
     held = {name: colab[name] for name in ("torch", "numpy", "pandas", "matplotlib", "pillow")}
     result = resolve(tmp_path, python, held)
@@ -457,9 +442,9 @@ def test_hosted_requirements_resolve_for_the_platforms_python_keeping_its_data_s
 
 
 @pytest.mark.hosted
-def test_the_platforms_pyarrow_is_not_accepted_so_the_setup_must_replace_it(tmp_path):
+def test_the_platforms_pyarrow_is_not_accepted_so_the_setup_must_replace_it(tmp_path, colab_freeze):
     """The control for the restart: datasets 5.2 needs pyarrow >= 24, Colab's 18.1 (imported with pandas) cannot stay."""
-    colab, python = platform_freeze()
+    colab, python = colab_freeze["versions"], colab_freeze["python"]
     result = resolve(tmp_path, python, {"torch": colab["torch"], "pyarrow": colab["pyarrow"]})
     assert result.returncode != 0
     assert "pyarrow" in result.stderr and "datasets" in result.stderr, result.stderr[-3000:]

@@ -374,13 +374,18 @@ def settings_callback(cfg: WorkshopConfig):
     return SaveSettings()
 
 
+def write_settings_with_checkpoints(trainer, cfg: WorkshopConfig) -> None:
+    """Add, once, the callback that writes the run's settings next to each checkpoint (what a resume compares)."""
+    if not any(getattr(cb, "workshop_settings", False) for cb in trainer.callback_handler.callbacks):
+        trainer.add_callback(settings_callback(cfg))
+
+
 def resume_point(trainer, cfg: WorkshopConfig) -> str | None:
     """Make the run resumable and say where it resumes: adds the callback that writes the settings next to each
     checkpoint, and returns the latest checkpoint of the same settings (after a disconnect, a killed kernel or a
     preempted VM; the Trainer then restores the weights, optimizer, scheduler, RNG states and the position in the data),
     or None. A checkpoint from other settings stops with CheckpointMismatch."""
-    if not any(getattr(cb, "workshop_settings", False) for cb in trainer.callback_handler.callbacks):
-        trainer.add_callback(settings_callback(cfg))
+    write_settings_with_checkpoints(trainer, cfg)
     last = checkpoint_to_resume(trainer, cfg)
     if last is not None and is_main_process():
         print(f"前回の途中経過 {last} から学習を再開します (同じ設定のチェックポイント)。最初からやり直すには、"
@@ -409,8 +414,8 @@ def train(trainer, cfg: WorkshopConfig, **kwargs):
     checkpoint, inside ``out_of_memory_explained()``. Sets ``trainer.resumed_from``."""
     if "resume_from_checkpoint" not in kwargs:
         kwargs["resume_from_checkpoint"] = resume_point(trainer, cfg)
-    elif not any(getattr(cb, "workshop_settings", False) for cb in trainer.callback_handler.callbacks):
-        trainer.add_callback(settings_callback(cfg))
+    else:
+        write_settings_with_checkpoints(trainer, cfg)
     trainer.resumed_from = kwargs["resume_from_checkpoint"]
     with out_of_memory_explained(cfg, trainer.args):
         return trainer.train(**kwargs)
