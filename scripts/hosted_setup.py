@@ -189,9 +189,9 @@ def main(argv: list[str] | None = None) -> int:
 
     kept, dropped = split_requirements(REQUIREMENTS.read_text(encoding="utf-8").splitlines())
     pinned = {canonical(requirement_name(line)): line for line in kept if requirement_name(line)}
-    kept, platform = keep_platform_versions(kept, versions(DATA_STACK))
     imported = sorted({canonical(name) for name in args.imported.split(",") if name.strip()})
-    watched = versions(set(imported) | DATA_STACK)
+    watched = versions(set(imported) | DATA_STACK)  # before pip: what the kernel may hold in memory
+    kept, platform = keep_platform_versions(kept, {n: watched[n] for n in DATA_STACK})
     pinned_torch = next((line.split("==", 1)[1] for line in dropped if canonical(requirement_name(line)) == "torch"
                          and "==" in line), None)
     family = installed_torch_family()
@@ -246,8 +246,7 @@ def main(argv: list[str] | None = None) -> int:
 
     after = installed_torch_family()
     if after != family:
-        changed = ", ".join(f"{n} {family.get(n, 'なし')} → {after.get(n, 'なし')}" for n in sorted(family.keys() | after.keys())
-                            if family.get(n) != after.get(n))
+        changed = ", ".join(version_changes({n: family.get(n) for n in family.keys() | after.keys()}, after))
         print(f"プラットフォームの torch 系パッケージが変わってしまいました: {changed}\n"
               "ランタイムを初期化して (Colab:「ランタイムを接続解除して削除」) やり直し、講師に知らせてください。",
               file=sys.stderr)
