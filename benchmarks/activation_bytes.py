@@ -1,4 +1,4 @@
-"""Measure the activation memory that ``utils.estimates`` uses: bytes autograd keeps per token per decoder layer.
+"""Measure the activation memory that ``utils.recipe.memory`` uses: bytes autograd keeps per token per decoder layer.
 
 Builds the Mistral-7B shape with 1 and 2 decoder layers (random bf16 weights), loads each through the gpu
 profile's own code (4-bit NF4 via bitsandbytes' CPU backend, ``prepare_model_for_kbit_training``, LoRA on
@@ -26,10 +26,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from utils import config as config_module  # noqa: E402
-from utils import training  # noqa: E402
-from utils.estimates import MISTRAL_7B  # noqa: E402
-from utils.modeling import load_model  # noqa: E402
+from utils.recipe import config as config_module  # noqa: E402
+from utils.recipe import training  # noqa: E402
+from utils.recipe.memory import MISTRAL_7B  # noqa: E402
+from utils.recipe.modeling import load_model  # noqa: E402
 
 TOKENS = 256
 

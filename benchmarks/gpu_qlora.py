@@ -2,9 +2,9 @@
 
 Speed and memory do not depend on the weights' values, so this script builds the base model's
 architecture (Japanese Stable LM Base Gamma 7B = the Mistral-7B shape) with random weights, saves it,
-loads it back through the profile's own 4-bit loading code (``utils.modeling``), wraps it with the
-profile's own LoRA (``utils.training.lora_model``) and trains with the profile's own SFTConfig
-(``utils.training.sft_config``: TRL's collator, completion-only loss, max_length, batch x accumulation)
+loads it back through the profile's own 4-bit loading code (``utils.recipe.modeling``), wraps it with the
+profile's own LoRA (``utils.recipe.training.lora_model``) and trains with the profile's own SFTConfig
+(``utils.recipe.training.sft_config``: TRL's collator, completion-only loss, max_length, batch x accumulation)
 on the dolly-ja training prompts, tokenised with Mistral-7B-v0.1's tokenizer (shipped in
 ``models/mistral-7b-v0.1-tokenizer``), so sequence lengths are the real ones.
 
@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from utils.estimates import MISTRAL_7B, qlora_activation_gb  # noqa: E402
+from utils.recipe.memory import MISTRAL_7B, qlora_activation_gb  # noqa: E402
 
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 
@@ -143,7 +143,7 @@ def generation_throughput(model, tokenizer, prompts: list[str], cfg, new_tokens:
     """Generated tokens per second, batched (the profile's batch) vs one prompt at a time."""
     import torch
 
-    from utils.generation import generate
+    from utils.recipe.generation import generate
 
     def timed(batch_prompts, batch_size):
         if torch.cuda.is_available():
@@ -168,11 +168,11 @@ def run_variant(args) -> dict:
     """One variant, in this process: load, (generate), train ``warmup + steps`` optimizer steps, measure."""
     import torch
 
-    from utils import training
-    from utils.config import get_config
-    from utils.data import select, summarization_splits
-    from utils.evaluation import eval_prompts
-    from utils.modeling import load_model_and_tokenizer
+    from utils.recipe import training
+    from utils.recipe.config import get_config
+    from utils.recipe.data import select, summarization_splits
+    from utils.evaluation.results import eval_prompts
+    from utils.recipe.modeling import load_model_and_tokenizer
 
     cfg_over, sft_over, _ = VARIANTS[args.variant]
     cfg = get_config(args.profile, base_model=str(args.model_dir), **cfg_over, **dict(args.set))
@@ -241,7 +241,7 @@ def memory_skip_reason(cfg, shape: str, after_load: dict | None) -> str | None:
     """Why a variant would not fit this GPU (estimated activations + what loading took > total memory), or None.
 
     Without gradient checkpointing every layer keeps ~1.8 GiB of activations at 4 x 1024 tokens
-    (utils.estimates, measured per layer by benchmarks/activation_bytes.py): ~60 GB on the 7B shape, more
+    (utils.recipe.memory, measured per layer by benchmarks/activation_bytes.py): ~60 GB on the 7B shape, more
     than a 40 GB card. Such a variant is recorded as skipped with the figures instead of dying with OOM.
     """
     import torch
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.set, args.sft = key_values(args.set), key_values(args.sft)
     if args.tokenizer is None:
-        from utils.config import MISTRAL_TOKENIZER_DIR
+        from utils.recipe.config import MISTRAL_TOKENIZER_DIR
 
         args.tokenizer = MISTRAL_TOKENIZER_DIR
 

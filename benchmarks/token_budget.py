@@ -24,21 +24,21 @@ def percentile(values: list[int], q: float) -> float:
 
 def gpu_config():
     """The gpu profile as a config object, without asking for CUDA (get_config("gpu") would refuse here)."""
-    from utils.config import WorkshopConfig, profile_settings
+    from utils.recipe.config import WorkshopConfig, profile_settings
 
     return WorkshopConfig(profile="gpu", **profile_settings("gpu"))
 
 
 # Japanese Stable LM Base Gamma 7B's config.json (Mistral-7B-v0.1's shape): max_position_embeddings 32768,
-# sliding_window 4096; utils.prompting.context_window takes the smaller, as it would on the GPU.
+# sliding_window 4096; utils.evaluation.kshot.context_window takes the smaller, as it would on the GPU.
 GPU_CONTEXT = 4096
 
 
 def kshot_plan(cfg, tokenizer, splits, test_prompts: list[str]) -> dict:
-    """Which k of 03's k-shot arms fit the 7B's context (utils.prompting.plan_shots, the notebook's own rule), and the
+    """Which k of 03's k-shot arms fit the 7B's context (utils.evaluation.kshot.plan_shots, the notebook's own rule), and the
     mean prompt length of each arm: the basis of 03's gpu time estimate."""
-    from utils.data import select
-    from utils.prompting import kshot_prompt, plan_shots, shot_counts
+    from utils.recipe.data import select
+    from utils.evaluation.kshot import kshot_prompt, plan_shots, shot_counts
 
     plans, chosen = plan_shots(select(splits, cfg)["train"], test_prompts, tokenizer, GPU_CONTEXT, cfg.max_new_tokens,
                                cfg.seed, ks=shot_counts(cfg))
@@ -50,10 +50,10 @@ def kshot_plan(cfg, tokenizer, splits, test_prompts: list[str]) -> dict:
 
 def token_budget(cfg, tokenizer) -> dict:
     """Token statistics of the dolly-ja summarization splits under ``cfg``'s limits, with the training records
-    chosen exactly as 04 chooses them (``utils.training.sft_datasets``: max_length and max_cut_fraction)."""
-    from utils.data import select, summarization_splits
-    from utils.prompt import fit_records, to_prompt_completion
-    from utils.training import sft_datasets
+    chosen exactly as 04 chooses them (``utils.recipe.training.sft_datasets``: max_length and max_cut_fraction)."""
+    from utils.recipe.data import select, summarization_splits
+    from utils.recipe.prompt import fit_records, to_prompt_completion
+    from utils.recipe.training import sft_datasets
 
     splits = summarization_splits()
     n_test = cfg.n_test
@@ -99,7 +99,7 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from utils.config import MISTRAL_TOKENIZER_DIR
+    from utils.recipe.config import MISTRAL_TOKENIZER_DIR
 
     budget = token_budget(gpu_config(), AutoTokenizer.from_pretrained(MISTRAL_TOKENIZER_DIR))
     args.out.parent.mkdir(parents=True, exist_ok=True)

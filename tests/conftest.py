@@ -21,8 +21,8 @@ def clean_env(monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    from utils.config import TINY_MODEL_DIR
-    from utils.modeling import load_tokenizer
+    from utils.recipe.config import TINY_MODEL_DIR
+    from utils.recipe.modeling import load_tokenizer
 
     return load_tokenizer(str(TINY_MODEL_DIR))
 
@@ -30,7 +30,7 @@ def tiny_tokenizer():
 @pytest.fixture(autouse=True)
 def no_saved_settings(monkeypatch, tmp_path_factory):
     """The notebooks' saved settings (outputs/settings.json, written by a 設定のセル) never leak into a test."""
-    from utils import config
+    from utils.recipe import config
 
     monkeypatch.setattr(config, "SETTINGS_PATH_FOR_TESTS", tmp_path_factory.mktemp("settings") / "settings.json")
 

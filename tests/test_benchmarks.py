@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from utils.config import MISTRAL_TOKENIZER_DIR as MISTRAL
-from utils.config import PROJECT_ROOT, WorkshopConfig, _PROFILE_DEFAULTS
-from utils.modeling import load_tokenizer
+from utils.recipe.config import MISTRAL_TOKENIZER_DIR as MISTRAL
+from utils.recipe.config import PROJECT_ROOT, WorkshopConfig, _PROFILE_DEFAULTS
+from utils.recipe.modeling import load_tokenizer
 
 BENCH = PROJECT_ROOT / "benchmarks"
 
@@ -66,11 +66,7 @@ def test_gpu_profile_limits_fit_the_data(tmp_path):
 
 
 def test_benchmark_variants_name_real_settings():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import gpu_qlora
-    finally:
-        sys.path.remove(str(BENCH))
+    from benchmarks import gpu_qlora
     from trl import SFTConfig
 
     cfg_fields = {f.name for f in dataclasses.fields(WorkshopConfig)}

@@ -1,4 +1,4 @@
-"""Notebook 01 in a real browser, as a participant runs it: `make lab` (scripts/lab.py) + headless Chromium, "Restart
+"""Notebook 01 in a real browser, as a participant runs it: `make lab` (scripts/participant/lab.py) + headless Chromium, "Restart
 Kernel and Run All Cells" from JupyterLab's own command. What nbmake cannot see: widgets and progress bars rendered
 (no "Error displaying widget"), no popup over the notebook, the kernel being this venv's Python. 01 only here (about
 30 s); `make browser-test` runs 01, 02 and 04 (several minutes) and keeps the screenshots."""
@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import browser_check  # noqa: E402
+from scripts.ci import browser_check
 
 pytestmark = pytest.mark.slow  # JupyterLab + Chromium run notebook 01
 

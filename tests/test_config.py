@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.config import TINY_MODEL_DIR, ConfigError, get_config
+from utils.recipe.config import TINY_MODEL_DIR, ConfigError, get_config
 
 
 def test_auto_profile_is_cpu_without_cuda(clean_env):
@@ -56,7 +56,7 @@ def test_bad_values_get_clear_errors(clean_env, name, value, match):
 
 
 def test_gpu_profile_defaults_match_the_workshop_plan(clean_env, monkeypatch):
-    import utils.config as config
+    import utils.recipe.config as config
 
     monkeypatch.setattr(config, "_cuda_available", lambda: True)
     cfg = get_config("gpu")
@@ -85,7 +85,7 @@ def test_generation_settings_live_in_one_place(clean_env):
     assert cfg.generation_kwargs == {"max_new_tokens": 50, "batch_size": 4, "repetition_penalty": 1.1}
     import inspect
 
-    from utils.generation import generate
+    from utils.recipe.generation import generate
 
     assert set(cfg.generation_kwargs) <= set(inspect.signature(generate).parameters)
 
@@ -104,10 +104,10 @@ def test_unknown_attention_implementation_is_refused(clean_env):
 
 def test_make_check_gpu_runs_the_bundled_model_into_its_own_output_dir(tmp_path, make_plan):
     """The GPU preflight must point at a real model folder and keep its outputs apart from the cpu run's (the recipe
-    as make expands it by default: scripts/device_day.sh overrides its variables on the GPU machine)."""
+    as make expands it by default: make rehearsal overrides its variables)."""
     import re
 
-    from utils.config import PROJECT_ROOT
+    from utils.recipe.config import PROJECT_ROOT
 
     recipe = make_plan("-o", ".venv/.installed", "check-gpu")
     model = re.search(rf"WORKSHOP_BASE_MODEL={re.escape(str(tmp_path))}/(\S+)", recipe).group(1)

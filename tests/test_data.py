@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from utils import data
-from utils.config import get_config
+from utils.recipe import data
+from utils.recipe.config import get_config
 
 
 @pytest.fixture(scope="module")

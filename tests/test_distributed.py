@@ -1,4 +1,4 @@
-"""scripts/train.py in two real processes (torchrun, gloo on CPU) against the same recipe in one.
+"""scripts/participant/train.py in two real processes (torchrun, gloo on CPU) against the same recipe in one.
 
 ``accelerate launch --cpu --num_processes 2`` starts only one process (accelerate#2741), so the
 test uses ``torchrun --nproc_per_node 2`` and checks from the run's own records that two ranks
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from utils.config import PROJECT_ROOT, get_config
-from utils.training import optimizer_steps
+from utils.recipe.config import PROJECT_ROOT, get_config
+from utils.recipe.training import optimizer_steps
 
 N_TRAIN, N_VAL, BATCH = 64, 16, 4
 LOSS_TOLERANCE = 0.05  # nats/token; dropout masks differ per rank, the arithmetic order differs (measured below)
@@ -50,8 +50,8 @@ def runs(tmp_path_factory) -> dict:
         pytest.fail("torchrun (from torch) is missing from the environment")
     torchrun = str(Path(sys.executable).parent / "torchrun")
     root = tmp_path_factory.mktemp("distributed")
-    two = _run([torchrun, "--nproc_per_node", "2", "--master_port", "29517", "scripts/train.py"], root / "two", 2)
-    one = _run([sys.executable, "scripts/train.py"], root / "one", 4)
+    two = _run([torchrun, "--nproc_per_node", "2", "--master_port", "29517", "scripts/participant/train.py"], root / "two", 2)
+    one = _run([sys.executable, "scripts/participant/train.py"], root / "one", 4)
     for name, m in (("one process", one), ("two processes", two)):  # the figures the README and notes quote (pytest -s)
         print(f"\n{name}: world_size {m['world_size']}, {m['optimizer_steps']} steps, {m['train_seconds']:.1f} s, "
               f"{m['tokens_per_second']:,.0f} tokens/s, final eval loss {m['final_eval_loss']:.4f}, "
@@ -89,7 +89,7 @@ def test_same_effective_batch_gives_the_same_validation_loss(runs):
 
 
 def test_the_two_process_adapter_loads_through_05s_loader(runs):
-    from utils.modeling import load_model_and_tokenizer
+    from utils.recipe.modeling import load_model_and_tokenizer
 
     cfg = get_config("cpu", output_dir=runs["root"] / "two")
     adapter = cfg.run_dir / "adapter"

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from utils.config import TINY_MODEL_DIR, get_config
-from utils.evaluation import behaviour, build_results, eval_prompts, reference_loss
+from utils.recipe.config import TINY_MODEL_DIR, get_config
+from utils.evaluation.results import behaviour, build_results, eval_prompts, reference_loss
 
 REFS = ["東京は日本の首都です。", "富士山は日本一高い山です。", "猫は夜行性の動物です。", "大阪は食の街として知られる。"]
 INPUTS = ["東京は日本の首都です。人口が多い。", "富士山は日本一高い山です。静岡と山梨にある。",
@@ -11,7 +11,7 @@ INPUTS = ["東京は日本の首都です。人口が多い。", "富士山は�
 
 
 def _rows(preds, reasons):
-    from utils.prompt import format_prompt
+    from utils.recipe.prompt import format_prompt
 
     return [{"id": str(i), "prompt": format_prompt("要約してください。", INPUTS[i]), "reference": r, "prediction": p,
              "finish_reason": f} for i, (r, p, f) in enumerate(zip(REFS, preds, reasons))]
@@ -93,7 +93,7 @@ def _results(after, shuffled, ci_low, ci_high=9.0, before=10.0, stop_rate=0.8):
 
 
 def test_content_guard_passes_content_and_fails_format_only():
-    from utils.evaluation import content_learning_failures
+    from utils.evaluation.results import content_learning_failures
 
     assert content_learning_failures(_results(after=25.0, shuffled=14.0, ci_low=3.0), 5.0) == []
     # format only: better than before, but as good against other records' references
@@ -109,9 +109,9 @@ def test_check_results_script_exit_codes(tmp_path):
     import sys
     import time
 
-    from utils.config import PROJECT_ROOT
+    from utils.recipe.config import PROJECT_ROOT
 
-    script = PROJECT_ROOT / "scripts" / "check_results.py"
+    script = PROJECT_ROOT / "scripts" / "ci" / "check_results.py"
     path = tmp_path / "results.json"
     path.write_text(json.dumps(_results(after=14.9, shuffled=13.9, ci_low=0.0)))  # like the adapter-not-loaded run
     red = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True)
@@ -139,7 +139,7 @@ def _full_results(**rouge_l):
 
 
 def test_reading_covers_all_three_rouge_variants_and_agrees_with_the_table():
-    from utils.evaluation import reading_lines
+    from utils.evaluation.results import reading_lines
 
     text = "\n".join(reading_lines(_full_results(b=13.9, a=16.84, lo=1.0, hi=4.8, lead=29.3, sh=13.46)))
     assert "ROUGE-1: 20.6 → 22.5" in text and "0 を含み" in text.split("ROUGE-2")[0]  # ROUGE-1's CI contains 0
@@ -152,7 +152,7 @@ def test_reading_covers_all_three_rouge_variants_and_agrees_with_the_table():
 
 
 def test_kshot_reading_follows_the_ci():
-    from utils.evaluation import kshot_lines
+    from utils.evaluation.results import kshot_lines
 
     arms = {"0-shot": {"rougeL": 11.1}, "1-shot": {"rougeL": 9.9}, "3-shot": {"rougeL": 23.0}, "lora": {"rougeL": 24.2}}
     results = {"arms": arms, "lora_vs": {"1-shot": {"rougeL": {"ci_low": 10.6, "ci_high": 18.3}},
@@ -167,7 +167,7 @@ def test_kshot_reading_follows_the_ci():
 
 
 def test_loops_flags_a_model_going_round_not_a_summary():
-    from utils.evaluation import loops
+    from utils.evaluation.results import loops
 
     assert loops("金融市場は、金融市場は、金融市場は、")
     assert not loops("CAC40指数の構成は、独立した指数運営委員会によって四半期ごとに見直されます。")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from utils import exercises
-from utils.exercises import CORRECT, UNANSWERED, WRONG
+from utils.classroom import exercises
+from utils.classroom.exercises import CORRECT, UNANSWERED, WRONG
 
 # every lesson notebook has an exercise; 07 (optional) is reading and computing only
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0[1-68]_*.ipynb"))
@@ -37,7 +37,7 @@ def assert_marks(result, status):
 @pytest.fixture(scope="module")
 def cfg():
     """The cpu profile as shipped (r 16, batch 8 x 2, 2 epochs), whatever WORKSHOP_* the shell sets."""
-    from utils.config import get_config
+    from utils.recipe.config import get_config
 
     with pytest.MonkeyPatch.context() as mp:
         for key in [k for k in os.environ if k.startswith("WORKSHOP_")]:
@@ -47,7 +47,7 @@ def cfg():
 
 @pytest.fixture(scope="module")
 def splits(cfg):
-    from utils import data
+    from utils.recipe import data
 
     return data.select(data.summarization_splits(cfg), cfg)
 
@@ -91,7 +91,7 @@ def test_lora_params_cost(cfg):
 
 # --- 02: records that do not fit another max_length -------------------------------------------------------------
 def test_fit_count(splits, tiny_tokenizer):
-    from utils.prompt import fit_records, to_prompt_completion
+    from utils.recipe.prompt import fit_records, to_prompt_completion
 
     records = splits["train"][:120]
     _, report = fit_records(records, tiny_tokenizer, 256, with_completion=True)
@@ -121,7 +121,7 @@ def test_fit_count(splits, tiny_tokenizer):
 
 # --- 03: the prompt written by hand -----------------------------------------------------------------------------
 def test_prompt(splits):
-    from utils.prompt import format_prompt
+    from utils.recipe.prompt import format_prompt
 
     rec = min(splits["test"], key=lambda r: len(r["input"]))
     by_hand = f"### 指示\n{rec['instruction']}\n\n### 入力\n{rec['input']}\n\n### 応答\n"
@@ -146,7 +146,7 @@ def test_prompt(splits):
 
 # --- 04: optimizer steps for another batch / accumulation -------------------------------------------------------
 def test_optimizer_steps(cfg):
-    from utils.training import optimizer_steps
+    from utils.recipe.training import optimizer_steps
 
     n = 485
     truth = math.ceil(math.ceil(n / 4) / 8) * 2  # 122 batches -> 16 updates per epoch -> 32
@@ -170,7 +170,7 @@ def test_optimizer_steps(cfg):
 
 # --- 05: one's own summary scored with the Japanese ROUGE -------------------------------------------------------
 def test_own_summary():
-    from utils.metrics import ja_rouge
+    from utils.evaluation.metrics import ja_rouge
 
     ref = "Lostは6シーズン、121エピソードがあります。"
     model_out = "金融 金融 金融"  # the tiny model's loop: no word of the reference
@@ -210,7 +210,7 @@ def test_notebook_has_an_exercise(path):
     text = ["".join(c["source"]) for c in cells]
     edit = next(i for i, c in enumerate(cells) if c["cell_type"] == "code" and exercises.EDIT_MARKER in text[i])
     check = next(i for i, c in enumerate(cells) if c["cell_type"] == "code" and i > edit
-                 and "from utils import exercises" in text[i] and "exercises.check_" in text[i])
+                 and "from utils.classroom import exercises" in text[i] and "exercises.check_" in text[i])
     solution = check + 1
     assert cells[solution]["cell_type"] == "markdown"
     assert text[solution].startswith("<details><summary>解答例</summary>") and "```python" in text[solution]
@@ -224,7 +224,7 @@ def test_notebook_has_an_exercise(path):
 
 
 def test_check_invented_finds_what_the_metric_finds():
-    from utils.exercises import CORRECT, UNANSWERED, WRONG, check_invented
+    from utils.classroom.exercises import CORRECT, UNANSWERED, WRONG, check_invented
 
     passage = "ジョン・スミスは2005年8月17日に東京で生まれ、2016年6月21日にデビューした。"
     output = "スミスは2016年6月17日にパリでデビューした。"
@@ -240,7 +240,7 @@ def test_check_invented_finds_what_the_metric_finds():
 
 
 def test_pick_invented_example_has_one_to_three_items():
-    from utils.exercises import pick_invented_example
+    from utils.classroom.exercises import pick_invented_example
 
     passages = ["東京の話。", "東京の話。"]
     outputs = ["東京の話。", "パリの話。"]

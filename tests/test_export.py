@@ -2,16 +2,16 @@
 
 import torch
 
-from utils import training
-from utils.config import get_config
+from utils.recipe import training
+from utils.recipe.config import get_config
 
 
 def test_merged_model_equals_base_plus_adapter(clean_env, tmp_path, tiny_tokenizer):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from utils.export import merge_and_save
-    from utils.modeling import load_model
+    from utils.recipe.export import merge_and_save
+    from utils.recipe.modeling import load_model
 
     cfg = get_config("cpu", output_dir=tmp_path)
     peft_model = training.lora_model(load_model(cfg), cfg)
@@ -36,7 +36,7 @@ def test_merged_model_equals_base_plus_adapter(clean_env, tmp_path, tiny_tokeniz
 
 
 def test_adapter_card_states_the_run_s_own_numbers(clean_env):
-    from utils.export import adapter_card
+    from utils.recipe.export import adapter_card
 
     cfg = get_config("cpu")
     metric = lambda b, a, lo, hi, lead, sh: {"before": b, "after": a, "ci_low": lo, "ci_high": hi, "lead": lead, "shuffled": sh}  # noqa: E731
@@ -70,7 +70,7 @@ import pytest  # noqa: E402
 def test_report_to_is_passed_to_the_trainer(clean_env, tmp_path):
     from trl import SFTTrainer
 
-    from utils.modeling import load_model_and_tokenizer
+    from utils.recipe.modeling import load_model_and_tokenizer
 
     assert training.sft_config(get_config("cpu"), tmp_path / "a").report_to in ([], ["none"], "none")
     clean_env.setenv("WORKSHOP_REPORT_TO", "mlflow")
@@ -93,7 +93,7 @@ def test_report_to_is_passed_to_the_trainer(clean_env, tmp_path):
 def test_unknown_tracker_is_refused(clean_env):
     import pytest
 
-    from utils.config import ConfigError
+    from utils.recipe.config import ConfigError
 
     clean_env.setenv("WORKSHOP_REPORT_TO", "neptune")
     with pytest.raises(ConfigError, match="report_to"):
@@ -106,7 +106,7 @@ def test_fallback_adapter_is_validated_and_used(clean_env, tmp_path):
 
     import pytest
 
-    from utils.modeling import ModelLoadError, adapter_source, load_model
+    from utils.recipe.modeling import ModelLoadError, adapter_source, load_model
 
     cfg = get_config("cpu", output_dir=tmp_path)
     assert adapter_source(cfg) == (str(tmp_path / "cpu" / "adapter"), "04")
@@ -154,7 +154,7 @@ def test_hub_adapter_is_checked_against_the_base_like_a_folder(clean_env, tmp_pa
     import huggingface_hub.constants as hub_constants
     import pytest
 
-    from utils.modeling import ModelLoadError, adapter_source
+    from utils.recipe.modeling import ModelLoadError, adapter_source
 
     cache = tmp_path / "hub"
     clean_env.setattr(hub_constants, "HF_HUB_CACHE", str(cache))

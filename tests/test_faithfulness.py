@@ -1,4 +1,4 @@
-"""Numbers, names and novel bigrams against the passage (utils.faithfulness), on hand-written Japanese cases."""
+"""Numbers, names and novel bigrams against the passage (utils.evaluation.faithfulness), on hand-written Japanese cases."""
 
 import gzip
 import json
@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from utils import faithfulness as F
-from utils.data import BUNDLED_PATH
+from utils.evaluation import faithfulness as F
+from utils.recipe.data import BUNDLED_PATH
 
 
 @pytest.mark.parametrize("text, value", [
@@ -105,8 +105,8 @@ def test_compare_has_every_arm_the_references_and_paired_cis():
 
 
 def test_carried_from_counts_what_a_k_shot_output_took_from_its_examples():
-    from utils.evaluation import shot_examples
-    from utils.prompting import kshot_prompt
+    from utils.evaluation.results import shot_examples
+    from utils.evaluation.kshot import kshot_prompt
 
     shot = {"instruction": "要約してください。", "input": "ロシュはバーゼルにある。", "output": "ロシュは1896年創業。"}
     prompt = "### 指示\n要約してください。\n\n### 入力\n東京の話。\n\n### 応答\n"

@@ -1,7 +1,7 @@
 """Japanese text in the notebooks' figures is drawn with real glyphs, not empty boxes ("tofu").
 
 matplotlib's default font (DejaVu Sans) has no kana or kanji, and the participants' VMs and CI have no
-Japanese system font; ``utils.display.use_japanese_font()`` switches to the IPAexGothic font bundled in
+Japanese system font; ``utils.classroom.display.use_japanese_font()`` switches to the IPAexGothic font bundled in
 ``matplotlib-fontja``. matplotlib reports every glyph it cannot draw as a "Glyph ... missing from
 font(s) ..." warning, so these tests draw figures and fail on any such warning. One test draws the same
 figure with DejaVu Sans and requires the warning, so the check itself is known to work.
@@ -20,7 +20,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from utils.display import use_japanese_font
+from utils.classroom.display import use_japanese_font
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 JAPANESE = re.compile(r"[\u3000-\u303f\u3040-\u30ff\u4e00-\u9fff\uff00-\uffef]")  # punctuation, kana, kanji, full-width
@@ -210,10 +210,10 @@ def test_tables_participants_read_get_japanese_labels_for_every_key_utils_return
     """ja_labels covers every key of the reports the notebooks tabulate: a new key without a Japanese label fails here."""
     import pandas as pd
 
-    from utils.display import ja_labels
-    from utils.evaluation import behaviour
-    from utils.modeling import memory_report
-    from utils.prompt import fit_records
+    from utils.classroom.display import ja_labels
+    from utils.evaluation.results import behaviour
+    from utils.recipe.modeling import memory_report
+    from utils.recipe.prompt import fit_records
 
     rec = {"index": "1", "instruction": "要約して", "input": "本文です。", "output": "要約。", "category": "summarization"}
     _, fit = fit_records([rec], tiny_tokenizer, 64, with_completion=True)

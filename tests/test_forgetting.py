@@ -1,12 +1,12 @@
-"""The adapter-scale curve (utils.forgetting): m = 0 is the base model, m = 1 the adapter, exactly."""
+"""The adapter-scale curve (utils.evaluation.forgetting): m = 0 is the base model, m = 1 the adapter, exactly."""
 
 import statistics
 
 import pytest
 
-from utils import forgetting
-from utils.config import TINY_MODEL_DIR, get_config
-from utils.evaluation import reference_loss
+from utils.evaluation import forgetting
+from utils.recipe.config import TINY_MODEL_DIR, get_config
+from utils.evaluation.results import reference_loss
 
 
 @pytest.fixture(scope="module")

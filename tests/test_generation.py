@@ -1,7 +1,7 @@
 import pytest
 
-from utils.config import TINY_MODEL_DIR
-from utils.generation import Generation, _finish, generate
+from utils.recipe.config import TINY_MODEL_DIR
+from utils.recipe.generation import Generation, _finish, generate
 
 
 class _Tok:

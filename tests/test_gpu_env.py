@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from utils import config as config_module
-from utils import gpu_env
-from utils.config import ConfigError, get_config
+from utils.recipe import config as config_module
+from utils.machine import gpu_env
+from utils.recipe.config import ConfigError, get_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PROC_550 = ("NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024\n"
@@ -180,7 +180,7 @@ def test_trainer_on_cuda_checks_the_toolchain_first(toolchain, tmp_path):
     on CPU the same missing toolchain changes nothing."""
     from trl import SFTTrainer  # noqa: F401 - imported before torch.cuda is faked (bitsandbytes picks its backend on import)
 
-    from utils import training
+    from utils.recipe import training
 
     toolchain.header.unlink()
     toolchain.env.setattr("transformers.utils.is_triton_available", lambda: True)

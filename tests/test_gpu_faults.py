@@ -14,9 +14,9 @@ import weakref
 import pytest
 import torch
 
-from utils import config as config_module
-from utils import training
-from utils.config import PROJECT_ROOT, TINY_MODEL_DIR, get_config, profile_settings
+from utils.recipe import config as config_module
+from utils.recipe import training
+from utils.recipe.config import PROJECT_ROOT, TINY_MODEL_DIR, get_config, profile_settings
 
 
 def fake_gpu(monkeypatch, capability=(7, 5), count=1, total_gb=16.0, name="Tesla T4"):
@@ -54,8 +54,8 @@ def qlora_fp16_on_cpu(clean_env, tmp_path):
 
 
 def _trainer_parts(cfg, tmp_path):
-    from utils.data import select, summarization_splits
-    from utils.modeling import load_model_and_tokenizer
+    from utils.recipe.data import select, summarization_splits
+    from utils.recipe.modeling import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer(cfg)
     peft_model = training.lora_model(model, cfg)
@@ -94,12 +94,12 @@ def test_multi_gpu_vm_trains_on_one_gpu_instead_of_failing(clean_env, tmp_path, 
     """Two visible GPUs, one process: the Trainer would count both and TRL refuses nn.DataParallel."""
     from trl import SFTConfig, SFTTrainer
 
-    from utils.modeling import load_model_and_tokenizer
+    from utils.recipe.modeling import load_model_and_tokenizer
 
     cfg = get_config("cpu", n_train=8, output_dir=tmp_path)
     model, tokenizer = load_model_and_tokenizer(cfg)
     peft_model = training.lora_model(model, cfg)
-    from utils.data import select, summarization_splits
+    from utils.recipe.data import select, summarization_splits
 
     train_ds, _, _ = training.sft_datasets(select(summarization_splits(cfg), cfg), tokenizer, cfg)
     clean_env.setattr(torch.cuda, "device_count", lambda: 2)  # what transformers reads for args.n_gpu
@@ -116,7 +116,7 @@ def test_multi_gpu_vm_trains_on_one_gpu_instead_of_failing(clean_env, tmp_path, 
 
 
 def test_free_memory_really_releases_the_model(clean_env):
-    from utils.modeling import free_memory, load_model_and_tokenizer
+    from utils.recipe.modeling import free_memory, load_model_and_tokenizer
 
     cfg = get_config("cpu")
     model, tokenizer = load_model_and_tokenizer(cfg)
@@ -134,7 +134,7 @@ def test_free_memory_really_releases_the_model(clean_env):
 
 
 def test_free_memory_reports_gpu_memory_before_and_after(clean_env, capsys):
-    from utils.modeling import free_memory
+    from utils.recipe.modeling import free_memory
 
     reserved = iter([9.0 * 2**30, 0.5 * 2**30])
     clean_env.setattr(torch.cuda, "is_available", lambda: True)
@@ -158,7 +158,7 @@ def test_notebooks_free_the_gpu_before_the_next_one(notebook, names):
 
 
 def test_activation_estimate_uses_the_gpu_profile_and_the_measured_bytes(clean_env):
-    from utils.estimates import LAYER_BYTES_PER_TOKEN, MISTRAL_7B, gpu_profile_activation_gb, qlora_activation_gb
+    from utils.recipe.memory import LAYER_BYTES_PER_TOKEN, MISTRAL_7B, gpu_profile_activation_gb, qlora_activation_gb
 
     measured = json.loads((PROJECT_ROOT / "benchmarks" / "results" / "activation_bytes.json").read_text())
     assert measured["shape"] == MISTRAL_7B
@@ -181,7 +181,7 @@ def test_activation_estimate_uses_the_gpu_profile_and_the_measured_bytes(clean_e
 
 
 def test_merge_picks_a_device_with_room_or_says_what_to_do():
-    from utils.export import merge_device
+    from utils.recipe.export import merge_device
 
     gib = 2**30
     need = int(14.5e9)
@@ -192,13 +192,7 @@ def test_merge_picks_a_device_with_room_or_says_what_to_do():
 
 
 def test_benchmark_skips_variants_that_cannot_fit(clean_env):
-    import sys
-
-    sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
-    try:
-        import gpu_qlora
-    finally:
-        sys.path.remove(str(PROJECT_ROOT / "benchmarks"))
+    from benchmarks import gpu_qlora
     after_load = {"reserved_gib": 5.0}
     fake_gpu(clean_env, (8, 0), total_gb=42.5, name="A100-SXM4-40GB")
     cfg = get_config("gpu")
@@ -210,8 +204,8 @@ def test_benchmark_skips_variants_that_cannot_fit(clean_env):
 
 
 def test_fsdp_qlora_needs_the_4bit_storage_dtype_to_match_the_compute_dtype(clean_env, monkeypatch):
-    from utils.config import ConfigError
-    from utils.modeling import quantization_config
+    from utils.recipe.config import ConfigError
+    from utils.recipe.modeling import quantization_config
 
     fake_gpu(monkeypatch, capability=(8, 0), total_gb=80.0, name="NVIDIA A100")
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what `accelerate launch` with an FSDP config sets
@@ -226,8 +220,8 @@ def test_fsdp_qlora_needs_the_4bit_storage_dtype_to_match_the_compute_dtype(clea
 
 
 def test_each_process_loads_onto_its_own_gpu_unless_fsdp_or_deepspeed_places_it(clean_env, monkeypatch):
-    from utils.config import sharded_launch
-    from utils.modeling import local_rank
+    from utils.recipe.config import sharded_launch
+    from utils.recipe.modeling import local_rank
 
     assert local_rank() == 0 and sharded_launch() is None
     monkeypatch.setenv("LOCAL_RANK", "3")
@@ -239,7 +233,7 @@ def test_each_process_loads_onto_its_own_gpu_unless_fsdp_or_deepspeed_places_it(
 
 
 def test_deepspeed_qlora_needs_the_same_storage_dtype(clean_env, monkeypatch):
-    from utils.config import ConfigError
+    from utils.recipe.config import ConfigError
 
     fake_gpu(monkeypatch, capability=(9, 0), total_gb=80.0, name="NVIDIA H100")
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")

@@ -1,5 +1,5 @@
 """hosted/workshop_colab_kaggle.ipynb: notebooks 01-05 as one notebook for Colab / Kaggle, where each notebook would
-get its own runtime and lose the files the earlier ones wrote. It is generated (scripts/build_hosted_notebook.py),
+get its own runtime and lose the files the earlier ones wrote. It is generated (scripts/maintainer/build_hosted_notebook.py),
 so it must be exactly what the script writes from today's five notebooks, and it must run top to bottom in ONE
 kernel (the five were written for a fresh kernel each)."""
 
@@ -19,9 +19,9 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[1-5]_*.ipynb"))
 
 
 def test_committed_notebook_is_generated_from_the_five():
-    result = subprocess.run([sys.executable, "scripts/build_hosted_notebook.py", "--check"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "scripts/maintainer/build_hosted_notebook.py", "--check"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr + " (run: python scripts/build_hosted_notebook.py)"
+    assert result.returncode == 0, result.stderr + " (run: python scripts/maintainer/build_hosted_notebook.py)"
 
 
 def test_it_holds_every_cell_of_01_to_05_in_order_after_one_setup_cell():

@@ -1,5 +1,5 @@
-"""Hosted notebooks (Colab / Kaggle): scripts/hosted_setup.py and the setup cell of hosted/workshop_colab_kaggle.ipynb
-(written from scripts/hosted_cell.py).
+"""Hosted notebooks (Colab / Kaggle): scripts/participant/hosted_setup.py and the setup cell of hosted/workshop_colab_kaggle.ipynb
+(written from scripts/participant/hosted_cell.py).
 
 The script installs requirements.txt without the torch family, so the platform's own CUDA torch stays; the cell
 runs it on a hosted runtime only. The integration test emulates "the platform's torch" with a tiny fake ``torch``
@@ -23,20 +23,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "hosted_setup.py"
+SCRIPT = ROOT / "scripts" / "participant" / "hosted_setup.py"
 REQUIREMENTS = ROOT / "requirements.txt"
 NOTEBOOK = ROOT / "hosted" / "workshop_colab_kaggle.ipynb"
-CELL_SOURCE = ROOT / "scripts" / "hosted_cell.py"
+CELL_SOURCE = ROOT / "scripts" / "participant" / "hosted_cell.py"
 HOSTED_ENV_VARS = ("COLAB_RELEASE_TAG", "KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_URL_BASE")
 OUTPUT_DIR_AT_IMPORT = os.environ.get("WORKSHOP_OUTPUT_DIR")
 LOCAL_MESSAGE = "ローカル / CI の環境なのでセットアップは不要です"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("hosted_setup", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("scripts.participant.hosted_setup")
 
 
 def pinned_lines() -> list[str]:
@@ -178,7 +175,7 @@ def setup_cell() -> str:
     i = ids.index("hosted-setup")
     assert i == 2 and cells[0]["source"][0].startswith("# LoRA SFT ハンズオン"), "right after the intro, before everything else"
     source = "".join(cells[i]["source"])
-    assert source == CELL_SOURCE.read_text(encoding="utf-8").rstrip("\n"), "the cell is generated from scripts/hosted_cell.py"
+    assert source == CELL_SOURCE.read_text(encoding="utf-8").rstrip("\n"), "the cell is generated from scripts/participant/hosted_cell.py"
     return source
 
 
@@ -286,7 +283,7 @@ def test_cell_on_a_hosted_runtime_clones_runs_the_script_and_adds_the_path(sandb
 
     repo = tmp_path / "lora-workshop"
     assert clones == [["git", "clone", "--depth", "1", "https://github.com/example/lora-workshop.git", str(repo)]]
-    assert [call[:3] for call in FakeSetup.calls] == [[sys.executable, str(repo / "scripts" / "hosted_setup.py"), "--imported"]]
+    assert [call[:3] for call in FakeSetup.calls] == [[sys.executable, str(repo / "scripts" / "participant" / "hosted_setup.py"), "--imported"]]
     assert "pytest" in FakeSetup.calls[0][3].split(",")  # what this kernel has imported, as distributions
     assert Path.cwd() == (repo / "notebooks").resolve() and sys.path[0] == str(repo)
     out = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""`make lab` (scripts/lab.py): JupyterLab bound to 127.0.0.1 with a generated token; over SSH it prints the port
+"""`make lab` (scripts/participant/lab.py): JupyterLab bound to 127.0.0.1 with a generated token; over SSH it prints the port
 forwarding command to run on the laptop; a taken port moves to the next free one and says so."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "lab.py"
+SCRIPT = ROOT / "scripts" / "participant" / "lab.py"
 
 
 def run_lab(*args, env=None, timeout=60):
@@ -100,12 +100,10 @@ def test_the_real_server_answers_on_localhost_with_the_token_only(tmp_path):
 
 
 def test_lab_settings_turn_off_the_news_popup_and_keep_the_participants_own(tmp_path):
-    import importlib.util
     import json
 
-    spec = importlib.util.spec_from_file_location("lab", SCRIPT)
-    lab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lab)
+    from scripts.participant import lab
+
     path = tmp_path / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"}}))

@@ -15,7 +15,7 @@ accelerate (1.15) itself rather than a list written from memory:
 * each config then goes through accelerate's own launch path up to the environment it would hand
   to the training processes (``_validate_launch_command`` + ``prepare_multi_gpu_env`` /
   ``prepare_deepspeed_cmd_env``), and the FSDP / DeepSpeed plugins are built from that environment,
-  the way ``Accelerator`` builds them inside ``scripts/train.py``.
+  the way ``Accelerator`` builds them inside ``scripts/participant/train.py``.
 
 No DeepSpeed JSON is shipped (``zero3.yaml`` uses accelerate's inline ``deepspeed_config`` keys), so
 there is no DeepSpeed schema to lint and DeepSpeed need not be installed.
@@ -23,7 +23,7 @@ there is no DeepSpeed schema to lint and DeepSpeed need not be installed.
 ``cpu_2proc.yaml`` is deliberately absent: with accelerate 1.15 a ``MULTI_CPU`` config (or
 ``accelerate launch --cpu --num_processes 2``) starts ONE process (accelerate#2741; the simple
 launcher runs ``python script`` once unless an mpirun hostfile is given). Two CPU processes come
-from ``torchrun --nproc_per_node 2 scripts/train.py`` (tests/test_distributed.py).
+from ``torchrun --nproc_per_node 2 scripts/participant/train.py`` (tests/test_distributed.py).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ CONFIG_DIR = ROOT / "configs" / "accelerate"
 SBATCH = ROOT / "configs" / "slurm" / "train.sbatch"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 EXPECTED = {"ddp.yaml", "fsdp2_qlora.yaml", "zero3.yaml", "multi_node.yaml"}
-TRAIN_SCRIPT = "scripts/train.py"
+TRAIN_SCRIPT = "scripts/participant/train.py"
 
 # Launch options whose launcher default is not None: accelerate 1.15 copies a config value onto them only
 # when the option is None (commands/launch.py, _validate_launch_command), so for these the YAML value is
@@ -84,7 +84,7 @@ def _fsdp_keys_read_by_launcher() -> set[str]:
 
 
 def _launch(path: Path, *extra: str, monkeypatch):
-    """accelerate's own launch path for ``accelerate launch --config_file path [extra] scripts/train.py``,
+    """accelerate's own launch path for ``accelerate launch --config_file path [extra] scripts/participant/train.py``,
     up to the environment the training processes would get (nothing is started)."""
     from accelerate.commands.launch import _validate_launch_command
     from accelerate.utils import launch as launch_utils
@@ -211,7 +211,7 @@ def test_fsdp2_qlora_uses_only_fsdp2_keys(monkeypatch, caplog):
     # the profile's gradient checkpointing and FSDP's own cannot both be on (transformers Trainer raises)
     assert fsdp.get("fsdp_activation_checkpointing") is False
     # the comment's advice points at a real profile field
-    from utils.config import WorkshopConfig
+    from utils.recipe.config import WorkshopConfig
 
     assert "bnb_4bit_quant_storage" in WorkshopConfig.__dataclass_fields__
     assert "bnb_4bit_quant_storage" in path.read_text(encoding="utf-8")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from utils import metrics
+from utils.evaluation import metrics
 
 
 def test_mecab_tokens_are_surface_words_after_nfkc():
@@ -74,7 +74,7 @@ def test_shuffled_is_a_seeded_derangement():
 
 
 def test_words_in_passage_is_the_share_of_reference_words_found_in_the_passage():
-    from utils.metrics import words_in_passage
+    from utils.evaluation.metrics import words_in_passage
 
     shares = words_in_passage(["Lostは6シーズンです。", "全く別の話。", ""], ["Lostは6シーズン、121話のドラマです。", "Lostは6シーズン。", "本文"])
     assert shares[0] == 1.0 and 0 < shares[1] < 0.5 and shares[2] == 0.0

@@ -1,6 +1,6 @@
 import pytest
 
-from utils.modeling import FALLBACK_MODEL, ModelLoadError, _explain, ensure_pad_token, load_tokenizer
+from utils.recipe.modeling import FALLBACK_MODEL, ModelLoadError, _explain, ensure_pad_token, load_tokenizer
 
 
 class GatedRepoError(Exception):  # same name as huggingface_hub's, which is what _explain looks at
@@ -68,8 +68,8 @@ def test_the_bundled_model_loads_without_a_loading_bar_and_the_bar_comes_back(ca
     its bars); afterwards transformers' bars are on again, so 03's own from_pretrained and the Trainer show theirs."""
     from transformers.utils import logging as hf_logging
 
-    from utils.config import get_config
-    from utils.modeling import load_model, quiet_local_loading
+    from utils.recipe.config import get_config
+    from utils.recipe.modeling import load_model, quiet_local_loading
 
     load_model(get_config("cpu"))
     assert "Loading weights" not in capfd.readouterr().err

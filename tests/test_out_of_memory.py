@@ -9,8 +9,8 @@ import dataclasses
 import pytest
 import torch
 
-from utils import training
-from utils.config import get_config
+from utils.recipe import training
+from utils.recipe.config import get_config
 
 
 def too_big(limit: int):
@@ -23,8 +23,8 @@ def too_big(limit: int):
 
 
 def tiny_trainer(cfg, tmp_path):
-    from utils.data import select, summarization_splits
-    from utils.modeling import load_model_and_tokenizer
+    from utils.recipe.data import select, summarization_splits
+    from utils.recipe.modeling import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer(cfg)
     peft_model = training.lora_model(model, cfg)

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from utils.config import ConfigError, get_config
-from utils.data import DataFormatError, clean_summarization, load_dolly, read_records, split_of, split_records
+from utils.recipe.config import ConfigError, get_config
+from utils.recipe.data import DataFormatError, clean_summarization, load_dolly, read_records, split_of, split_records
 
 
 def own_records(n: int) -> list[dict]:
@@ -142,7 +142,7 @@ def test_example_csv_runs_through_notebook_02(clean_env, tmp_path):
     import nbformat
     from nbclient import NotebookClient
 
-    from utils.config import PROJECT_ROOT
+    from utils.recipe.config import PROJECT_ROOT
 
     example = PROJECT_ROOT / "data" / "own_data_example" / "example_summaries.csv"
     clean_env.setenv("WORKSHOP_PROFILE", "cpu")

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from utils import gpu_env, preflight
+from utils.machine import gpu_env
+from utils.classroom import preflight
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +52,7 @@ def test_make_preflight_runs_here_and_exits_zero(tmp_path):
     result = subprocess.run(["make", "-s", "preflight"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ワークショップの事前確認" in result.stdout and "— GPU" in result.stdout
-    result = subprocess.run([sys.executable, "-m", "utils.preflight", "--json", str(out)], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-m", "utils.classroom.preflight", "--json", str(out)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads(out.read_text(encoding="utf-8"))

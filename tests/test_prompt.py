@@ -1,6 +1,6 @@
 import pytest
 
-from utils.prompt import (PROMPT_TEMPLATE, _template_pattern, fit_records, format_prompt, parse_prompt,
+from utils.recipe.prompt import (PROMPT_TEMPLATE, _template_pattern, fit_records, format_prompt, parse_prompt,
                           passage_cut_shares, to_prompt_completion)
 
 

@@ -1,6 +1,6 @@
 """Figures written in the prose that depend on the recipe are the ones the code computes today: the gpu profile's
 token budget (measured offline, with 04's own record selection), the training-time estimates derived from it,
-and the one "shorter run" advice (utils.config.SHORTER_RUN). A recipe change that moves them turns this red."""
+and the one "shorter run" advice (utils.recipe.config.SHORTER_RUN). A recipe change that moves them turns this red."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from utils.config import SHORTER_RUN, shorter_run_exports
-from utils.estimates import GPU_PEAK_TFLOPS, about_minutes, gpu_training_tokens, training_minutes
+from utils.recipe.config import SHORTER_RUN, shorter_run_exports
+from utils.recipe.memory import GPU_PEAK_TFLOPS, about_minutes, gpu_training_tokens, training_minutes
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET = json.loads((ROOT / "benchmarks" / "results" / "token_budget_gpu.json").read_text(encoding="utf-8"))

@@ -8,14 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from utils import python_version
+from utils.machine import python_version
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def fake_python(folder: Path, version: tuple[int, int, int]) -> Path:
     """An interpreter that reports another version: this Python, with sys.version_info replaced before the script runs
-    (what `make setup` asks of $(PYTHON) first is to run utils/python_version.py)."""
+    (what `make setup` asks of $(PYTHON) first is to run utils/machine/python_version.py)."""
     script = folder / f"python{version[0]}.{version[1]}"
     code = (f"import runpy, sys; sys.version_info = {version + ('final', 0)!r}; sys.argv = sys.argv[1:]; "
             "runpy.run_path(sys.argv[0], run_name='__main__')")
@@ -54,4 +54,4 @@ def test_make_setup_accepts_this_python_without_running_pip(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     lines = [line for line in result.stdout.splitlines() if not line.startswith("make")]  # "make[1]: Entering…" under make test
-    assert "utils/python_version.py" in lines[0] and "-m venv" in lines[1]
+    assert "utils/machine/python_version.py" in lines[0] and "-m venv" in lines[1]

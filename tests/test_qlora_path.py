@@ -11,13 +11,13 @@ import dataclasses
 import pytest
 import torch
 
-from utils import config as config_module
-from utils import training
-from utils.config import TINY_MODEL_DIR, get_config
-from utils.data import select, summarization_splits
-from utils.generation import generate
-from utils.modeling import load_model, load_model_and_tokenizer
-from utils.prompt import to_prompt_completion
+from utils.recipe import config as config_module
+from utils.recipe import training
+from utils.recipe.config import TINY_MODEL_DIR, get_config
+from utils.recipe.data import select, summarization_splits
+from utils.recipe.generation import generate
+from utils.recipe.modeling import load_model, load_model_and_tokenizer
+from utils.recipe.prompt import to_prompt_completion
 
 
 @pytest.fixture

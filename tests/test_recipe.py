@@ -1,5 +1,5 @@
 """The participant's code: the notebooks write the library calls literally (each argument commented), and
-scripts/train.py, the sweep and the benchmark build the same objects through utils (training, modeling). These tests
+scripts/participant/train.py, the sweep and the benchmark build the same objects through utils (training, modeling). These tests
 find the literal calls and hold the two copies equal, so that a change to one side alone turns them red."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from utils import training
-from utils.config import get_config
+from utils.recipe import training
+from utils.recipe.config import get_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def calls(source: str) -> list[ast.Call]:
 @pytest.fixture
 def profile_config(monkeypatch):
     """get_config(profile) here: the gpu profile's values on a machine without CUDA (only the config is built)."""
-    from utils import config
+    from utils.recipe import config
 
     def make(profile: str):
         monkeypatch.setattr(config, "_cuda_available", lambda: profile == "gpu")
@@ -83,7 +83,7 @@ def test_04s_lora_config_is_the_scripts(profile, profile_config):
 
 @pytest.mark.parametrize("profile", ["cpu", "gpu"])
 def test_04s_sft_config_is_the_scripts(profile, profile_config):
-    """In one process (a notebook): scripts/train.py adds only what several processes need (use_cpu for CPU DDP,
+    """In one process (a notebook): scripts/participant/train.py adds only what several processes need (use_cpu for CPU DDP,
     ddp_find_unused_parameters), both None/False here."""
     cfg = profile_config(profile)
     notebook = run(cells("04_lora_sft.ipynb")["04-10"], cfg=cfg, training=training)["args"]
@@ -94,7 +94,7 @@ def test_04s_lora_model_is_the_scripts():
     """Seeded the same way: the notebook's get_peft_model gives the adapter lora_model gives, weight for weight."""
     import torch
 
-    from utils.modeling import load_model
+    from utils.recipe.modeling import load_model
 
     cfg = get_config("cpu")
     ns = run(cells("04_lora_sft.ipynb")["04-06"], cfg=cfg, model=load_model(cfg), lora_config=training.lora_config(cfg))
@@ -117,7 +117,7 @@ def notebook_steps(source: str) -> list[str]:
 
 
 def test_04_builds_the_trainer_with_the_steps_scripts_take():
-    """training.sft_trainer (scripts/train.py, the sweep, the benchmark) = the notebook's cell: the same helpers
+    """training.sft_trainer (scripts/participant/train.py, the sweep, the benchmark) = the notebook's cell: the same helpers
     around SFTTrainer, and the same keyword arguments."""
     steps = [s for s in helper_steps(training.sft_trainer) if s in {"check_triton_toolchain", "quiet_dataset_bars",
                                                                    "SFTTrainer", "fp32_adapter_for_fp16"}]
@@ -127,7 +127,7 @@ def test_04_builds_the_trainer_with_the_steps_scripts_take():
     trainer_call = next(node for node in calls(source) if call_name(node) == "SFTTrainer")
     keywords = {k.arg for k in trainer_call.keywords}
     assert keywords == {"model", "args", "train_dataset", "eval_dataset", "processing_class"}
-    script = next(node for node in calls((ROOT / "scripts" / "train.py").read_text(encoding="utf-8"))
+    script = next(node for node in calls((ROOT / "scripts" / "participant" / "train.py").read_text(encoding="utf-8"))
                   if call_name(node) == "training.sft_trainer")
     assert {k.arg for k in script.keywords} == keywords - {"model", "args"}
 
@@ -143,14 +143,14 @@ def test_04_trains_with_the_steps_scripts_take():
 
 # --- 03: loading and one generate; 05: the adapter ------------------------------------------------------------------
 def test_03s_model_and_tokenizer_are_the_scripts():
-    """The notebook's from_pretrained calls load what utils.modeling.load_model_and_tokenizer loads (scripts/train.py,
+    """The notebook's from_pretrained calls load what utils.recipe.modeling.load_model_and_tokenizer loads (scripts/participant/train.py,
     04, 05): the same weights, dtype, pad token and generation settings (cpu profile, the bundled model)."""
     import time
 
     import pandas as pd
     import torch
 
-    from utils.modeling import load_model_and_tokenizer
+    from utils.recipe.modeling import load_model_and_tokenizer
 
     cfg = get_config("cpu")
     ns = run(cells("03_baseline_inference.ipynb")["03-04"], cfg=cfg, time=time, pd=pd)
@@ -169,7 +169,7 @@ def keywords_of(source: str, name: str) -> set[str]:
 
 
 def test_03s_from_pretrained_arguments_are_the_scripts():
-    from utils import modeling
+    from utils.recipe import modeling
 
     notebook = cells("03_baseline_inference.ipynb")["03-04"]
     scripts = inspect.getsource(modeling.load_model)
@@ -184,7 +184,7 @@ def test_03s_bitsandbytes_config_is_the_scripts(profile_config):
     no 4-bit weights on this machine)."""
     import torch
 
-    from utils import modeling
+    from utils.recipe import modeling
 
     cfg = profile_config("gpu")
     source = cells("03_baseline_inference.ipynb")["03-04"]
@@ -197,7 +197,7 @@ def test_03s_bitsandbytes_config_is_the_scripts(profile_config):
 
 
 def test_05_loads_the_adapter_as_the_scripts_do():
-    from utils import modeling
+    from utils.recipe import modeling
 
     notebook = next(node for node in calls(cells("05_rouge_comparison.ipynb")["05-03"])
                     if call_name(node) == "PeftModel.from_pretrained")

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from utils import reference
-from utils.config import get_config
-from utils.data import load_dolly, select, split_records, clean_summarization
-from utils.prompt import format_prompt
+from utils.evaluation import reference
+from utils.recipe.config import get_config
+from utils.recipe.data import load_dolly, select, split_records, clean_summarization
+from utils.recipe.prompt import format_prompt
 
 
 def _rows(n: int, text: str) -> list[dict]:
@@ -49,7 +49,7 @@ def test_mismatched_prediction_files_are_refused():
 def test_the_shipped_cpu_reference_is_a_real_run_of_this_workshop(clean_env):
     """01 shows it: its example must be a test record the cpu profile evaluates, and its figures internally consistent."""
     ref = reference.load_reference("cpu")
-    assert ref is not None, "reference_results/cpu.json is missing: run the cpu workshop, then scripts/save_reference.py"
+    assert ref is not None, "reference_results/cpu.json is missing: run the cpu workshop, then scripts/maintainer/save_reference.py"
     cfg = get_config("cpu")
     records, _ = load_dolly(cfg)
     kept, _ = clean_summarization(records)

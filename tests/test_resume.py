@@ -1,7 +1,7 @@
 """The resume drill: training killed by SIGKILL after a checkpoint (a closed laptop lid, a preempted VM, a Colab
 disconnect) starts again from that checkpoint -- the step count and the data order continue -- and ends with the
 same final validation loss as an uninterrupted run. A checkpoint from other settings is refused, naming the fields.
-scripts/train.py runs the same utils as notebook 04 (training.train resumes for both)."""
+scripts/participant/train.py runs the same utils as notebook 04 (training.train resumes for both)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def env(out: Path, **extra) -> dict:
 
 
 def train(out: Path, **extra) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "scripts/train.py"], cwd=ROOT, env=env(out, **extra),
+    return subprocess.run([sys.executable, "scripts/participant/train.py"], cwd=ROOT, env=env(out, **extra),
                           capture_output=True, text=True, timeout=600)
 
 
@@ -51,7 +51,7 @@ def test_killed_training_resumes_from_its_checkpoint_and_ends_the_same(tmp_path)
     # the same run, killed with SIGKILL once the first checkpoint is on disk
     cut = tmp_path / "cut"
     checkpoints = cut / "cpu" / "trainer"
-    proc = subprocess.Popen([sys.executable, "scripts/train.py"], cwd=ROOT, env=env(cut), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "scripts/participant/train.py"], cwd=ROOT, env=env(cut), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 600
     while time.time() < deadline and not list(checkpoints.glob("checkpoint-*/workshop_settings.json")):

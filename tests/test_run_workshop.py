@@ -1,17 +1,14 @@
-"""scripts/run_workshop.py: executed notebooks show progress bars as their final state, not an empty widget."""
+"""scripts/participant/run_workshop.py: executed notebooks show progress bars as their final state, not an empty widget."""
 
-import importlib.util
+import importlib
 
 import nbformat
 
-from utils.config import PROJECT_ROOT
+from utils.recipe.config import PROJECT_ROOT
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("run_workshop", PROJECT_ROOT / "scripts" / "run_workshop.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("scripts.participant.run_workshop")
 
 
 def _notebook_with_bar(value: float, maximum: float, other_widget: bool = False):

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from utils import config
-from utils.config import ConfigError, get_config, use_settings
+from utils.recipe import config
+from utils.recipe.config import ConfigError, get_config, use_settings
 
 
 def test_saved_settings_reach_every_get_config(clean_env, capsys):

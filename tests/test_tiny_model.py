@@ -1,24 +1,21 @@
 """The bundled tiny base model: offline loading, LoRA targets, tokenizer contract, held-out bound, no leak."""
 
-import importlib.util
+import importlib
 import json
 import math
 
 import pytest
 import torch
 
-from utils.config import TINY_MODEL_DIR, get_config
-from utils.data import BUNDLED_PATH, read_jsonl
-from utils.prompt import to_prompt_completion
+from utils.recipe.config import TINY_MODEL_DIR, get_config
+from utils.recipe.data import BUNDLED_PATH, read_jsonl
+from utils.recipe.prompt import to_prompt_completion
 
 REPORT = json.loads((TINY_MODEL_DIR / "training_report.json").read_text())
 
 
 def _build_script():
-    spec = importlib.util.spec_from_file_location("build_tiny_model", TINY_MODEL_DIR.parents[1] / "scripts" / "build_tiny_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("scripts.maintainer.build_tiny_model")
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +93,7 @@ def test_the_shipped_model_copies_from_its_context(tiny_model, tiny_tokenizer):
 def test_no_heldout_summarization_text_in_the_pretraining_corpus():
     build = _build_script()
     docs, heldout, _ = build.build_corpus(read_jsonl(BUNDLED_PATH))
-    from utils.data import clean_summarization, split_of
+    from utils.recipe.data import clean_summarization, split_of
 
     kept, _ = clean_summarization(read_jsonl(BUNDLED_PATH))
     held = [r for r in kept if split_of(r["index"]) != "train"]
@@ -128,7 +125,7 @@ def test_the_committed_stage_file_is_a_valid_recipe_whose_schedule_is_what_each_
     """``--stages`` runs the whole recipe in one command: each stage's lr, window length and repeat share
     must be what its line says, from its first step to its last (not annealed from step 0)."""
     build = _build_script()
-    path = TINY_MODEL_DIR.parents[1] / "scripts" / "tiny_model_stages.json"
+    path = TINY_MODEL_DIR.parents[1] / "scripts" / "maintainer" / "tiny_model_stages.json"
     stages = build.read_stages(path)
     args = build.parse_args(["--stages", str(path)])
     for i, stage in enumerate(stages):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from utils.config import TINY_MODEL_DIR, get_config
-from utils.training import lora_config, optimizer_steps, sft_config, sft_datasets
+from utils.recipe.config import TINY_MODEL_DIR, get_config
+from utils.recipe.training import lora_config, optimizer_steps, sft_config, sft_datasets
 
 RECORDS = [
     {"index": str(i), "instruction": "次の文章を要約してください。", "input": "本文" * (5 + 7 * i) + "。",
@@ -65,7 +65,7 @@ def test_trl_collator_masks_the_prompt_and_trains_eos(clean_env, tmp_path, tiny_
     (10, 8, 1, 4, 1),  # fewer batches than processes: every process still makes one update
 ])
 def test_optimizer_steps_count_the_processes(clean_env, n, batch, accum, procs, expected):
-    from utils.training import effective_batch
+    from utils.recipe.training import effective_batch
 
     epochs = 2 if n == 1000 else 1
     cfg = get_config(per_device_train_batch_size=batch, gradient_accumulation_steps=accum, num_train_epochs=epochs)
@@ -74,7 +74,7 @@ def test_optimizer_steps_count_the_processes(clean_env, n, batch, accum, procs, 
 
 
 def test_process_count_comes_from_the_launcher(clean_env, monkeypatch, tmp_path):
-    from utils.training import effective_batch, is_main_process, world_size
+    from utils.recipe.training import effective_batch, is_main_process, world_size
 
     cfg = get_config(per_device_train_batch_size=4, gradient_accumulation_steps=2, num_train_epochs=1)
     assert world_size() == 1 and is_main_process() and effective_batch(cfg) == 8
@@ -85,7 +85,7 @@ def test_process_count_comes_from_the_launcher(clean_env, monkeypatch, tmp_path)
 
 
 def test_several_processes_skip_ddp_s_unused_parameter_search(clean_env, monkeypatch, tmp_path):
-    from utils import training
+    from utils.recipe import training
 
     cfg = get_config()
     assert sft_config(cfg, tmp_path).ddp_find_unused_parameters is None  # one process: the Trainer's default

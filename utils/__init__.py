@@ -11,7 +11,7 @@ logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 # participants cannot act on. Our own code uses the new names.
 warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.* is deprecated", category=FutureWarning)
 
-from .config import ConfigError, WorkshopConfig, get_config
-from .prompt import PROMPT_TEMPLATE, format_prompt, to_prompt_completion
+from utils.recipe.config import ConfigError, WorkshopConfig, get_config
+from utils.recipe.prompt import PROMPT_TEMPLATE, format_prompt, to_prompt_completion
 
 __all__ = ["ConfigError", "WorkshopConfig", "get_config", "PROMPT_TEMPLATE", "format_prompt", "to_prompt_completion"]

@@ -1,0 +1,1 @@
+"""GPU and token-budget benchmarks (`make benchmark`); results under benchmarks/results/."""

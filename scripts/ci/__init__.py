@@ -1,0 +1,1 @@
+"""Checks run by CI (and by `make test` / `make browser-test`)."""

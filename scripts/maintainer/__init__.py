@@ -1,0 +1,1 @@
+"""Run by maintainers to rebuild what the repository ships (the tiny model, the hosted notebook, reference results, figures)."""

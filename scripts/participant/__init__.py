@@ -1,0 +1,1 @@
+"""Run by participants during the workshop (most through make: `make lab`, `make workshop`)."""

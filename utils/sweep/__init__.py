@@ -1,0 +1,2 @@
+"""The pre-registered hyper-parameter sweep: the grid file, its runs and verdicts (``study``), and its figures
+(``plots``). Imports ``utils.evaluation`` and below."""
