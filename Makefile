@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: setup preflight rehearsal workshop test test-fast test-hosted browser-test check-gpu benchmark wheelhouse install-offline lab tiny-model clean-outputs
+.PHONY: setup preflight rehearsal workshop test test-fast test-extras browser-test check-gpu benchmark wheelhouse install-offline lab tiny-model clean-outputs
 
 setup: $(STAMP)
 
@@ -36,33 +36,39 @@ workshop: setup
 # Unit tests, then nbmake over every notebook in order, offline in the cpu profile; then the guard that the
 # notebooks' own results.json shows content learning (scripts/ci/check_results.py), not just format.
 # Test-only tools (Playwright for tests/test_browser.py, which drives Debian's chromium: apt-get install chromium).
-$(DEV_STAMP): $(STAMP) requirements-dev.txt
+$(DEV_STAMP): $(STAMP) requirements-dev.txt requirements-serving.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" ; test $${PIPESTATUS[0]} -eq 0
 	touch $(DEV_STAMP)
 
 test: setup $(DEV_STAMP)
 	start=$$(date +%s); \
-	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=cpu $(BIN)/python -m pytest tests notebooks -m "not hosted and not network" --nbmake --nbmake-timeout=1200 -p no:cacheprovider --durations=8 \
+	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=cpu $(BIN)/python -m pytest tests notebooks -m "not hosted and not network and not extras" --ignore=$(EXTRAS_NOTEBOOKS) --nbmake --nbmake-timeout=1200 -p no:cacheprovider --durations=8 \
 	&& $(BIN)/python scripts/ci/check_results.py outputs/cpu/results.json --since $$start
 
 # The unit tests that run no notebook and start no training process (tests marked `slow` or `hosted` left out):
 # about a minute, for checking a change before `make test`.
 test-fast: setup $(DEV_STAMP)
-	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=cpu $(BIN)/python -m pytest tests -m "not slow and not hosted and not network" -p no:cacheprovider -q --durations=5
+	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=cpu $(BIN)/python -m pytest tests -m "not slow and not hosted and not network and not extras" -p no:cacheprovider -q --durations=5
 
-# What needs the package index (tests marked `hosted` or `network`): the Colab / Kaggle path as participants meet it
-# (the hosted setup in a fresh venv; the all-in-one notebook in a replica of Colab's runtime, hosted/platforms/colab.txt,
-# pandas imported before the first cell) and the offline wheelhouse (built for another Python and platform; a fresh
-# venv installs from its parts with no index). About 7 minutes; .ci/run runs it after `make test`.
-test-hosted: setup $(DEV_STAMP)
-	$(BIN)/python -m pytest tests -m "hosted or network" -p no:cacheprovider --durations=5
+# What needs more than the pinned core (tests marked `hosted`, `network` or `extras`, and notebook 09): the Colab / Kaggle
+# path as participants meet it (the hosted setup in a fresh venv; the all-in-one notebook in a replica of Colab's
+# runtime, hosted/platforms/colab.txt), the offline wheelhouse (built for another Python and platform; a fresh venv
+# installs from its parts with no index), and the serving extra (requirements-serving.txt): notebook 09 (it reads
+# 05's outputs: run after `make test`), the endpoint test and the try-it view in the browser. About 12 minutes;
+# .ci/run runs it after `make test`.
+EXTRAS_NOTEBOOKS := notebooks/09_chat_format_and_serving.ipynb
+test-extras: setup $(DEV_STAMP)
+	$(BIN)/python -m pytest tests -m "hosted or network or extras" -p no:cacheprovider --durations=5
+	start=$$(date +%s); \
+	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=cpu $(BIN)/python -m pytest $(EXTRAS_NOTEBOOKS) --nbmake --nbmake-timeout=1200 -p no:cacheprovider --durations=3 \
+	&& $(BIN)/python scripts/ci/check_results.py --chat outputs/cpu/chat/results.json --since $$start
 
 # 01, 02 and 04 run through JupyterLab's UI in headless Chromium ("Restart Kernel and Run All Cells"): errors,
 # widgets, images, popups, the kernel; screenshots and browser_check.json under outputs/browser/ (several minutes).
 browser-test: setup $(DEV_STAMP)
 	$(BIN)/python scripts/ci/browser_check.py --out outputs/browser
 
-# GPU VM preflight: every notebook in the gpu profile (4-bit NF4, bf16/fp16, CUDA) with the bundled tiny model, offline.
+# GPU VM preflight: notebooks 01-08 in the gpu profile (4-bit NF4, bf16/fp16, CUDA) with the bundled tiny model, offline.
 # make rehearsal runs it with its own output folder; CHECK_GPU_PROFILE=cpu runs the same on a machine without CUDA,
 # CHECK_GPU_NOTEBOOKS picks notebooks (default: all).
 CHECK_GPU_OUT ?= $(CURDIR)/outputs/check-gpu
@@ -70,7 +76,7 @@ CHECK_GPU_PROFILE ?= gpu
 CHECK_GPU_NOTEBOOKS ?= notebooks
 check-gpu: setup
 	HF_HUB_OFFLINE=1 WORKSHOP_PROFILE=$(CHECK_GPU_PROFILE) WORKSHOP_BASE_MODEL=$(CURDIR)/models/tiny-ja-mistral WORKSHOP_OUTPUT_DIR=$(CHECK_GPU_OUT) \
-		$(BIN)/python -m pytest $(CHECK_GPU_NOTEBOOKS) --nbmake --nbmake-timeout=1200 -p no:cacheprovider --durations=8
+		$(BIN)/python -m pytest $(CHECK_GPU_NOTEBOOKS) --ignore=$(EXTRAS_NOTEBOOKS) --nbmake --nbmake-timeout=1200 -p no:cacheprovider --durations=8
 
 # The instructor's rehearsal on the venue's GPU machine, the day before (scripts/instructor/rehearsal.py,
 # docs/gpu-vm.md): machine, preflight, check-gpu in bf16 and in fp16 (the T4 path), the 7B benchmark, each step within

@@ -13,7 +13,7 @@ fails (``cannot import name 'format_name'``), and the first pandas plot stops th
   installed and goes on; then the whole notebook in that one kernel with small budgets, and no error output at all
   (a failed display prints a traceback without failing the cell, so tracebacks are looked for in every output).
 
-pip installs from the package index (network). About 5 minutes on 2 cores: `make test-hosted` runs it (and .ci/run).
+pip installs from the package index (network). About 5 minutes on 2 cores: `make test-extras` runs it (and .ci/run).
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ HOSTED = Path(__file__).resolve().parents[1] / "hosted" / "workshop_colab_kaggle
 
 
 def test_the_numbered_notebooks_exist():
-    """01-05 are the workshop; 06 (hyper-parameters), 07 (memory and tokens) and 08 (k-shot, faithfulness, forgetting) are optional."""
+    """01-05 are the workshop; 06 (hyper-parameters), 07 (memory and tokens), 08 (k-shot, faithfulness, forgetting) and
+    09 (chat format, serving) are optional."""
     names = [nb.name for nb in NOTEBOOKS]
-    assert len(names) == 8 and all(re.fullmatch(r"0[1-9]_[a-z0-9_]+\.ipynb", n) for n in names), names
+    assert len(names) == 9 and all(re.fullmatch(r"0[1-9]_[a-z0-9_]+\.ipynb", n) for n in names), names
 
 
 @pytest.mark.parametrize("path", [*NOTEBOOKS, HOSTED], ids=lambda p: p.name)

@@ -1,7 +1,7 @@
 """The offline install (scripts/instructor/wheelhouse.py, `make wheelhouse` / `make install-offline`).
 
 The unit tests read the real requirements.txt closure; the `network` ones download from the package index (make
-test-hosted): a wheelhouse for another Python and platform than this one (its wheels' tags, the target's freeze, parts
+test-extras): a wheelhouse for another Python and platform than this one (its wheels' tags, the target's freeze, parts
 within the size asked), and one for this Python that a fresh venv installs from its parts with no index reachable.
 """
 

@@ -51,7 +51,7 @@ def kernelspec_dir(out: Path, name: str) -> str:
                           timeout=60).stdout.strip()
 
 
-def start_lab(out: Path, port: int) -> tuple[subprocess.Popen, str, str]:
+def start_lab(out: Path, port: int, extra: dict[str, dict] | None = None) -> tuple[subprocess.Popen, str, str]:
     """scripts/participant/lab.py as `make lab` runs it (cpu profile, offline, Jupyter's state under out/); (process, base URL, token)."""
     env = lab_env(out)
     # copies of the notebooks: JupyterLab autosaves what it runs, and the committed notebooks stay without outputs
@@ -59,6 +59,8 @@ def start_lab(out: Path, port: int) -> tuple[subprocess.Popen, str, str]:
     copies.mkdir(parents=True, exist_ok=True)
     for notebook in (ROOT / "notebooks").glob("0[1-5]_*.ipynb"):
         (copies / notebook.name).write_bytes(notebook.read_bytes())
+    for name, notebook in (extra or {}).items():  # a notebook a test writes (tests/test_browser.py: the try-it view)
+        (copies / name).write_text(json.dumps(notebook, ensure_ascii=False), encoding="utf-8")
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "participant" / "lab.py"), "--port", str(port), "--no-browser",
                              "--expose-app", "--root", str(copies)], env=env, cwd=out, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -102,7 +104,7 @@ FINDINGS_JS = """() => {
 }"""
 
 
-def check_notebook(page, base: str, token: str, name: str, out: Path, timeout: float) -> dict:
+def check_notebook(page, base: str, token: str, name: str, out: Path, timeout: float, after_run=None) -> dict:
     page.goto(f"{base}/lab/tree/{name}?token={token}&reset")
     page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
     page.wait_for_function("() => !!(window.jupyterapp && window.jupyterapp.shell.currentWidget)", timeout=60_000)
@@ -125,6 +127,7 @@ def check_notebook(page, base: str, token: str, name: str, out: Path, timeout: f
     }}""", timeout=timeout * 1000, polling=1000)
     seconds = time.time() - t0
     page.wait_for_timeout(1500)  # the last widgets and images settle
+    interaction = after_run(page) if after_run else None  # what a participant then does on the page (a button)
     findings = page.evaluate(FINDINGS_JS)
     sessions = [s for s in api(base, token, "/api/sessions") if s["path"].endswith(name)]
     kernel = sessions[0]["kernel"]["name"] if sessions else None
@@ -138,7 +141,7 @@ def check_notebook(page, base: str, token: str, name: str, out: Path, timeout: f
     for i in range(min(shown.count(), 4)):
         shown.nth(i).scroll_into_view_if_needed()
         shown.nth(i).screenshot(path=str(out / f"{Path(name).stem}-output{i + 1}.png"))
-    findings.update({"notebook": name, "seconds": round(seconds, 1), "cells": len(page.evaluate(PROMPTS_JS)),
+    findings.update({"notebook": name, "seconds": round(seconds, 1), "interaction": interaction, "cells": len(page.evaluate(PROMPTS_JS)),
                      "kernel": kernel, "kernel_python": argv[0] if argv else None, "screenshot": str(shot)})
     # the kernelspec JupyterLab picked lives in this venv (share/jupyter/kernels/python3) and starts "python", which
     # jupyter_client runs as the server's own interpreter: this venv's Python
@@ -157,26 +160,29 @@ def summary(result: dict) -> dict:
     return {k: v for k, v in result.items() if k != "page_text"}
 
 
-def run(notebooks: list[str], out: Path, port: int = 18960, timeout: float = 900) -> list[dict]:
-    """Start the project's JupyterLab, run each notebook through its UI in headless Chromium, return the findings."""
+def run(notebooks: list[str], out: Path, port: int = 18960, timeout: float = 900, extra: dict[str, dict] | None = None,
+        after_run=None) -> list[dict]:
+    """Start the project's JupyterLab, run each notebook through its UI in headless Chromium, return the findings.
+    ``extra``: notebooks to add beside the copies ({file name: notebook JSON}); ``after_run(page)``: what to do on the
+    page once a notebook has run (its return value is the finding "interaction")."""
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
-    proc, base, token = start_lab(out, port)
+    proc, base, token = start_lab(out, port, extra)
     results = []
     try:
         with sync_playwright() as pw:
             # this machine has no Japanese system font (a participant's has): fontconfig with the bundled IPAexGothic,
             # as scripts/instructor/screenshot_notebooks.py does, so that the screenshots can be read
-            from screenshot_notebooks import browser_env
+            from scripts.instructor.screenshot_notebooks import browser_env
 
             (out / "fonts").mkdir(exist_ok=True)
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
                                          env=browser_env(out / "fonts"))
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             for name in notebooks:
-                results.append(check_notebook(page, base, token, name, out, timeout))
+                results.append(check_notebook(page, base, token, name, out, timeout, after_run))
                 print(json.dumps(summary(results[-1]), ensure_ascii=False), flush=True)
             browser.close()
     finally:

@@ -8,6 +8,13 @@ measurements of the shipped tiny model and recipe, with a safety margin; broken 
 adapter not trained) were run and each fails at least one condition (figures below).
 
     python scripts/ci/check_results.py [outputs/cpu/results.json] [--since UNIX_TIME]
+    python scripts/ci/check_results.py --chat outputs/cpu/chat/results.json [--since UNIX_TIME]   (notebook 09)
+
+With ``--chat`` it reads notebook 09's table instead: the chat-format adapter stops at its end token (EOS stop rate at
+least MIN_STOP_RATE), and each controlled mistake shows what it breaks: with the new token rows untrained the model
+stops at most CHAT_MISTAKE_STOP_RATE of the time, and with another template than training's, ROUGE-L is below 04's
+adapter (the upper end of the paired 95% CI of arm - 04 below 0). Measured 2026-12-07 (80 test records): chat 0.82,
+rows untrained 0.00, other template ROUGE-L - 04 [-12.6, -5.2] (stop rate 0.28).
 """
 
 from __future__ import annotations
@@ -31,6 +38,21 @@ from utils.evaluation.results import CONTENT_MARGIN, content_learning_failures, 
 # recipe, 2.3 above the untrained adapter) and the stop-rate floor sits between 0.89 and 0.34.
 MIN_MARGIN = CONTENT_MARGIN
 MIN_STOP_RATE = 0.6
+CHAT_MISTAKE_STOP_RATE = 0.3
+
+
+def chat_failures(chat: dict, min_stop_rate: float = MIN_STOP_RATE) -> list[str]:
+    """What notebook 09's table (chat/results.json) shows that it should not."""
+    arms, vs = chat["arms"], chat["lora_minus_arm"]
+    failures = []
+    if arms["chat"]["stop_rate"] < min_stop_rate:
+        failures.append(f"the chat-format adapter stops at <|end|> {arms['chat']['stop_rate']:.2f} of the time (min {min_stop_rate})")
+    if arms["chat_rows_untrained"]["stop_rate"] > CHAT_MISTAKE_STOP_RATE:
+        failures.append(f"with the new token rows untrained it still stops {arms['chat_rows_untrained']['stop_rate']:.2f} "
+                        f"of the time (the control should break stopping: max {CHAT_MISTAKE_STOP_RATE})")
+    if vs["chat_other_template"]["rougeL"]["ci_low"] <= 0:  # 04 - arm: above 0 means the arm is below 04
+        failures.append("another template at inference is not measurably below 04's adapter")
+    return failures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +62,23 @@ def main(argv: list[str] | None = None) -> int:
                     help="fail if the file is older than this time (a stale results.json from an earlier run)")
     ap.add_argument("--min-margin", type=float, default=MIN_MARGIN)
     ap.add_argument("--min-stop-rate", type=float, default=MIN_STOP_RATE)
+    ap.add_argument("--chat", action="store_true", help="check notebook 09's chat/results.json instead")
     args = ap.parse_args(argv)
+    if args.chat:
+        path = args.results if args.results.name == "results.json" and args.results.parent.name == "chat" else \
+            args.results.parent / "chat" / "results.json"
+        if not path.is_file() or (args.since is not None and path.stat().st_mtime < args.since):
+            print(f"check_results: {path} is missing or older than this run: did notebook 09 run?", file=sys.stderr)
+            return 1
+        chat = json.loads(path.read_text(encoding="utf-8"))
+        failures = chat_failures(chat, args.min_stop_rate)
+        arms = chat["arms"]
+        line = ", ".join(f"{name} ROUGE-L {arms[name]['rougeL']:.1f} stop {arms[name]['stop_rate']:.2f}" for name in arms)
+        if failures:
+            print("check_results: FAILED: " + "; ".join(failures) + f"\n  {line}", file=sys.stderr)
+            return 1
+        print(f"check_results: ok (09), {line}")
+        return 0
     if not args.results.is_file():
         print(f"check_results: {args.results} is missing: did notebook 05 run?", file=sys.stderr)
         return 1

@@ -74,7 +74,14 @@ def merge_and_save(cfg: WorkshopConfig, adapter_dir: str | Path, out_dir: str | 
     print(f"マージ: ベースを {str(dtype).removeprefix('torch.')} で {device} に読み込みます ({merge_need_text(need)})。")
     base = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=dtype, trust_remote_code=False,
                                                 device_map={"": 0} if device == "cuda" else None)
+    if tokenizer is not None and len(tokenizer) > base.get_input_embeddings().num_embeddings:
+        base.resize_token_embeddings(len(tokenizer))  # an adapter trained with added tokens (09) has rows for them
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    if tokenizer is not None:  # stop where the tokenizer's end token is (09: the template's <|end|>)
+        stops = merged.generation_config.eos_token_id
+        stops = [] if stops is None else [stops] if isinstance(stops, int) else list(stops)
+        if tokenizer.eos_token_id not in stops:
+            merged.generation_config.eos_token_id = [tokenizer.eos_token_id, *stops]
     out_dir = Path(out_dir)
     merged.save_pretrained(out_dir)
     if tokenizer is not None:

@@ -64,3 +64,31 @@ def _finish(ids: list[int], tokenizer) -> Generation:
         text = text[: text.index(HEADER_PREFIX)]
         reason = "header"
     return Generation(text=text.strip(), finish_reason=reason, new_tokens=len(ids))
+
+
+def stream_local(model, tokenizer, prompt: str, max_new_tokens: int):
+    """Greedy generation of one prompt in this process, yielding the text as it is generated (09's try-it view)."""
+    from threading import Thread
+
+    import torch
+    from transformers import TextIteratorStreamer
+
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    enc = tokenizer(prompt, return_tensors="pt").to(model.device)
+
+    def run():
+        with torch.inference_mode():
+            model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer,
+                           pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                           stop_strings=[HEADER_PREFIX], tokenizer=tokenizer)
+
+    thread = Thread(target=run, daemon=True)
+    thread.start()
+    text = ""
+    for piece in streamer:
+        text += piece
+        if HEADER_PREFIX in text:  # the model began a new '###' section: the summary ended before it
+            yield piece[: max(0, len(piece) - (len(text) - text.index(HEADER_PREFIX)))]
+            break
+        yield piece
+    thread.join()
