@@ -167,3 +167,13 @@ def test_a_fresh_venv_installs_from_the_parts_with_no_index(tmp_path):
                            cwd=tmp_path, capture_output=True, text=True)
     assert check.returncode == 0 and check.stdout.strip() == "1.0", check.stderr
 
+
+
+def test_the_closure_follows_the_extras_a_requirement_asks_for():
+    """nbconvert requires bleach[css], and the css extra brings tinycss2: a wheelhouse without it fails to install
+    with no index (found by installing a full wheelhouse offline)."""
+    from scripts.instructor.stack import closure
+
+    found = closure(["nbconvert"])
+    assert {"bleach", "tinycss2"} <= set(found)
+    assert "tinycss2" not in closure(["bleach"])  # bleach alone, without the extra

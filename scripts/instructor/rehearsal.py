@@ -73,7 +73,7 @@ class Outcome:
 def plan(profile: str, out: Path, notebooks: str, python: str) -> list[Step]:
     """The steps for a profile; on a GPU the limits fit a 30-minute budget with room for a slow 7B download-free build."""
     gpu = profile == "gpu"
-    which = "全ノートブック" if notebooks == "notebooks" else f"ノートブック {notebooks}"
+    which = "ノートブック 01〜08" if notebooks == "notebooks" else f"ノートブック {notebooks}"
     make = ["make", "--no-print-directory", "-o", ".venv/.installed", "check-gpu", f"BIN={Path(python).parent}",
             f"CHECK_GPU_PROFILE={profile}", f"CHECK_GPU_NOTEBOOKS={notebooks}"]
     bench = [python, "benchmarks/gpu_qlora.py", "--variants", "profile", "--out", str(out / "benchmark.json"),

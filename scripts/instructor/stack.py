@@ -23,26 +23,33 @@ def marker_environment(python_version: str | None = None) -> dict[str, str]:
 
 
 def closure(roots, python_version: str | None = None, follow_torch: bool = True) -> dict[str, str]:
-    """{canonical name: installed version} of the roots and everything they require (no extras), markers evaluated for
-    ``python_version``. With ``follow_torch=False`` the torch family (torch, triton, nvidia-*, cuda-*) is neither
-    listed nor followed: the target machine keeps its own CUDA build. Raises LookupError naming a root or
-    dependency that this environment lacks."""
-    env = marker_environment(python_version)
+    """{canonical name: installed version} of the roots and everything they require, markers evaluated for
+    ``python_version``; a requirement with extras (``bleach[css]``) brings the dependencies of those extras too. With
+    ``follow_torch=False`` the torch family (torch, triton, nvidia-*, cuda-*) is neither listed nor followed: the
+    target machine keeps its own CUDA build. Raises LookupError naming a root or dependency that this environment
+    lacks."""
     found: dict[str, str] = {}
-    stack = [canonical(name) for name in roots]
+    seen: set[tuple[str, str]] = set()
+    stack = [(canonical(name), "") for name in roots]
     while stack:
-        name = stack.pop()
-        if name in found or (not follow_torch and (is_torch_family(name) or name.startswith("cuda-"))):
+        name, extra = stack.pop()
+        if (name, extra) in seen or (not follow_torch and (is_torch_family(name) or name.startswith("cuda-"))):
             continue
+        seen.add((name, extra))
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
             raise LookupError(name) from None
         found[name] = dist.version
+        env = marker_environment(python_version) | {"extra": extra}
         for text in dist.requires or []:
             requirement = Requirement(text)
+            if requirement.marker is None and extra:
+                continue  # already followed for the distribution itself
             if requirement.marker is None or requirement.marker.evaluate(env):
-                stack.append(canonical(requirement.name))
+                dependency = canonical(requirement.name)
+                stack.append((dependency, ""))
+                stack += [(dependency, canonical(e)) for e in requirement.extras]
     return dict(sorted(found.items()))
 
 

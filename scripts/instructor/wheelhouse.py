@@ -310,6 +310,17 @@ def verify(folder: Path) -> dict:
     return manifest
 
 
+def pip_offline(python: str, args: list[str]) -> None:
+    proc = subprocess.run([python, "-m", "pip", "--disable-pip-version-check", "install", "-q", *args],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        errors = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("ERROR")] or \
+            (proc.stdout + proc.stderr).strip().splitlines()[-5:]
+        raise WheelhouseError("pip could not install from the wheelhouse alone (no package index):\n  "
+                              + "\n  ".join(errors) + "\nthe wheelhouse lacks what is named above: build it again "
+                              "with the current make wheelhouse (from a .venv that make setup installed)")
+
+
 def install(args) -> int:
     folder = Path(args.folder)
     venv = Path(args.venv)
@@ -335,11 +346,9 @@ def install(args) -> int:
                                       "machine (its CUDA build must match the driver); install it first")
             print(f"torch {probe.stdout.strip()} (this machine's)")
         offline = ["--no-index", "--find-links", str(house / "wheels")]
-        subprocess.run([python, "-m", "pip", "--disable-pip-version-check", "install", "-q", *offline,
-                        "-r", str(house / "requirements.txt")], check=True)
+        pip_offline(python, [*offline, "-r", str(house / "requirements.txt")])
         if args.project:
-            subprocess.run([python, "-m", "pip", "--disable-pip-version-check", "install", "-q", *offline, "--no-deps",
-                            "-e", str(args.project)], check=True)
+            pip_offline(python, [*offline, "--no-deps", "-e", str(args.project)])
     print(f"installed into {venv} with no package index")
     return 0
 
