@@ -30,7 +30,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +38,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+if __package__ in (None, ""):  # run by its path: the repository root, for utils
+    sys.path.insert(0, str(ROOT))
+from utils.machine.processes import stop_group  # noqa: E402
 
 # The benchmark's CPU smoke settings (tests/test_benchmarks.py runs the same)
 CPU_BENCHMARK = ["--shape", "tiny-test", "--profile", "cpu", "--steps", "2", "--warmup-steps", "1", "--gen-prompts", "4",
@@ -117,12 +119,7 @@ def run_step(step: Step, limit: int, out: Path) -> Outcome:
             result = "ok" if code == 0 else "failed"
             note = "" if code == 0 else f"exit code {code}: {last_line(log)}"
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_GRACE - 5)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_group(proc, grace=STOP_GRACE - 5)
             result, note = "timed out", f"{limit} 秒の上限で止めました"
     return Outcome(step.name, step.what, result, round(time.monotonic() - started, 1), note, step.log)
 
@@ -194,7 +191,7 @@ def exit_code(outcomes: list[Outcome]) -> int:
 
 def write_report(out: Path, profile: str, minutes: float, outcomes: list[Outcome]) -> None:
     when = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    code = exit_code(outcomes)
+    code, key_figures = exit_code(outcomes), figures(out)
     rows = [f"| {o.name} | {MARK[o.result]} | {o.seconds:.0f} | {o.what}{'。' + o.note if o.note else ''} | "
             f"{o.log} |" for o in outcomes]
     text = "\n".join([
@@ -204,11 +201,11 @@ def write_report(out: Path, profile: str, minutes: float, outcomes: list[Outcome
            1: "**失敗した手順があります**: 表のメモとログの最後を確認してください。",
            2: "**時間が足りず走らなかった手順があります**: REHEARSAL_MINUTES を増やして、もう一度。"}[code], "",
         "| 手順 | 結果 | 秒 | 内容 | ログ |", "|---|---|---|---|---|", *rows, "",
-        "## 主な数字", "", *(figures(out) or ["- (数字を出す手順が走っていません)"]), "",
+        "## 主な数字", "", *(key_figures or ["- (数字を出す手順が走っていません)"]), "",
     ])
     (out / "summary.md").write_text(text, encoding="utf-8")
     (out / "summary.json").write_text(json.dumps({"profile": profile, "budget_minutes": minutes, "when": when, "exit_code": code,
-                                                 "steps": [asdict(o) for o in outcomes], "figures": figures(out)},
+                                                 "steps": [asdict(o) for o in outcomes], "figures": key_figures},
                                                 indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -43,7 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 if __package__ in (None, ""):  # run by its path: the repository root, for scripts.*
     sys.path.insert(0, str(ROOT))
-from scripts.participant.hosted_setup import MIN_TORCH, canonical, is_torch_family  # noqa: E402
+from scripts.participant.hosted_setup import (  # noqa: E402
+    MIN_TORCH, canonical, installed_version, is_torch_family, release_tuple)
 
 MIB = 2**20
 TAR_BLOCK = 512
@@ -91,7 +91,7 @@ def torch_note(target: dict[str, str] | None) -> str:
     version = target.get("torch")
     if not version:
         return "torch: NOT in the target's freeze: install the target's CUDA torch first (install-offline stops without it)"
-    ok = tuple(int(x) for x in re.findall(r"\d+", version)[:2]) >= MIN_TORCH
+    ok = release_tuple(version)[:2] >= MIN_TORCH
     return f"torch: the target's {version}" + ("" if ok else f" is older than {'.'.join(map(str, MIN_TORCH))}: "
                                               "the pinned transformers will not use it; upgrade it first")
 
@@ -224,7 +224,7 @@ def build(args) -> int:
                               "(make wheelhouse), which make setup installed from requirements.txt") from None
     target = parse_freeze(Path(args.target_freeze).read_text(encoding="utf-8")) if args.target_freeze else None
     carry, left_out, replaced = plan(pins, target)
-    build_backend = _installed_version(BUILD_BACKEND)
+    build_backend = installed_version(BUILD_BACKEND)
     if build_backend and not (target and target.get(BUILD_BACKEND) == build_backend):
         carry.setdefault(BUILD_BACKEND, build_backend)
     python_version = args.python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -267,15 +267,6 @@ def build(args) -> int:
           + (f", in {len(parts)} parts of at most {args.part_mib:g} MiB" if parts else ""))
     print(f"on the target: make install-offline WHEELHOUSE={out}" + ("/parts" if args.part_mib else ""))
     return 0
-
-
-def _installed_version(name: str) -> str | None:
-    import importlib.metadata as metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 # ------------------------------------------------------------------------------------ the install (target side)

@@ -30,14 +30,14 @@ def module_name(path: Path, package: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_names(path: Path, name: str) -> set[str]:
-    """Every dotted name an import statement of the file could refer to (with its origin for ``from x import y``)."""
-    here = name if path.name == "__init__.py" else name.rpartition(".")[0]
+def imported_names(source: str, package: str) -> set[str]:
+    """Every dotted name an import statement of ``source`` could refer to (with its origin for ``from x import y``);
+    relative imports are resolved against ``package``, the package the code lives in."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                base = here.split(".")
+                base = package.split(".")
                 base = base[: len(base) - node.level + 1]
                 origin = ".".join(base + ([node.module] if node.module else []))
             else:
@@ -48,11 +48,17 @@ def imported_names(path: Path, name: str) -> set[str]:
     return found
 
 
+def file_imports(path: Path, name: str) -> set[str]:
+    """``imported_names`` of a module file named ``name`` (a package's ``__init__`` is its own package)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    return imported_names(path.read_text(encoding="utf-8"), package)
+
+
 def import_graph(package: Path, known: dict[str, Path] | None = None) -> dict[str, set[str]]:
     """{module of the package: modules of ``known`` (default: the package's own) it imports}."""
     modules = {module_name(p, package): p for p in package.rglob("*.py")}
     known = modules if known is None else known
-    return {name: {t for t in imported_names(path, name) if t in known and t != name} for name, path in modules.items()}
+    return {name: {t for t in file_imports(path, name) if t in known and t != name} for name, path in modules.items()}
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -87,16 +93,16 @@ def package_edges(root: Path = ROOT) -> Counter:
         for target in targets:
             if group(name) != group(target) and target != "utils" and name != "utils":
                 edges[(group(name), group(target))] += 1
-    for sub in SCRIPT_GROUPS:
-        graph = import_graph(root / "scripts", known=utils_modules | {
-            module_name(p, root / "scripts"): p for p in (root / "scripts").rglob("*.py")})
-        for name, targets in graph.items():
-            if group(name) != f"scripts.{sub}":
-                continue
-            for target in targets:
-                to = "utils" if target == "utils" else group(target)
-                if to != f"scripts.{sub}" and to != "scripts":
-                    edges[(f"scripts.{sub}", to)] += 1
+    script_groups = {f"scripts.{sub}" for sub in SCRIPT_GROUPS}
+    scripts = import_graph(root / "scripts", known=utils_modules | {
+        module_name(p, root / "scripts"): p for p in (root / "scripts").rglob("*.py")})
+    for name, targets in scripts.items():
+        if group(name) not in script_groups:
+            continue
+        for target in targets:
+            to = "utils" if target == "utils" else group(target)
+            if to != group(name) and to != "scripts":
+                edges[(group(name), to)] += 1
     for source, node in (("benchmarks", "benchmarks"), ("notebooks", "notebooks")):
         for target in external_imports(root / source):
             if target in utils_modules:
@@ -115,20 +121,10 @@ def external_imports(folder: Path) -> list[str]:
             code = "\n".join("\n".join(line for line in "".join(c["source"]).splitlines()
                                        if not line.lstrip().startswith(("!", "%")))
                              for c in cells if c["cell_type"] == "code")
-            names = imported_names_of_source(code, path.stem)
+            names = imported_names(code, folder.name)
         else:
-            names = imported_names(path, f"{folder.name}.{path.stem}")
+            names = file_imports(path, f"{folder.name}.{path.stem}")
         found += sorted(names)
-    return found
-
-
-def imported_names_of_source(source: str, name: str) -> set[str]:
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and not node.level:
-            found |= {node.module or ""} | {f"{node.module}.{alias.name}" for alias in node.names}
-        elif isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
     return found
 
 

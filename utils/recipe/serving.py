@@ -9,13 +9,14 @@ must carry one (09 builds it); generation stops at the generation config's end t
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from utils.machine.processes import stop_group
 
 HOST = "127.0.0.1"  # localhost only: the endpoint has no authentication
 
@@ -62,14 +63,7 @@ def start(model_dir: str | Path, port: int, log: Path, timeout: float = 180) -> 
 
 def stop(proc: subprocess.Popen) -> int:
     """Stop the server (SIGTERM to its process group, SIGKILL after 10 s); returns its exit code."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return proc.returncode
+    return stop_group(proc, grace=10)
 
 
 def tail(log: Path, lines: int = 15) -> str:
