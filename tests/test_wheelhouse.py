@@ -105,6 +105,38 @@ def test_install_refuses_an_incomplete_or_damaged_wheelhouse(tmp_path):
         wh.gather(tmp_path / "house" / "wheels", tmp_path / "work")
 
 
+def test_from_a_python_in_a_venv_the_workshop_venv_sees_that_venv(tmp_path):
+    """GPU images often install torch into a venv (python3 is /opt/.../.venv/bin/python3). `venv
+    --system-site-packages` made from there sees the base interpreter's packages, not that venv's: the install adds
+    them after its own (a .pth file), so the machine's torch, and what the target's freeze left out, are found.
+    Here the machine's venv holds a package `machine_marker` 1.0 that the wheelhouse does not carry."""
+    machine = tmp_path / "machine-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(machine)], check=True)
+    site = Path(subprocess.run([str(machine / "bin" / "python"), "-c",
+                                "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    (site / "machine_marker").mkdir()
+    (site / "machine_marker" / "__init__.py").write_text("WHERE = 'machine'\n")
+    (site / "machine_marker-1.0.dist-info").mkdir()
+    (site / "machine_marker-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: machine-marker\nVersion: 1.0\n")
+    house = tmp_path / "house"
+    (house / "wheels").mkdir(parents=True)
+    (house / "requirements.txt").write_text("machine-marker==1.0\n")
+    (house / "manifest.json").write_text(json.dumps({"target": {"python_version": f"{sys.version_info.major}."
+                                                                                  f"{sys.version_info.minor}"},
+                                                     "wheels": {}}))
+    venv = tmp_path / "workshop-venv"
+    result = subprocess.run([str(machine / "bin" / "python"), "-m", "scripts.instructor.wheelhouse", "install",
+                             str(house), "--venv", str(venv), "--no-torch-check", "--project", ""], cwd=ROOT,
+                            env=offline_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "also sees this Python's virtual environment" in result.stdout
+    check = subprocess.run([str(venv / "bin" / "python"), "-c", "import machine_marker; print(machine_marker.WHERE)"],
+                           cwd=tmp_path, capture_output=True, text=True)
+    assert check.returncode == 0 and check.stdout.strip() == "machine", check.stderr
+
+
 def small_requirements(tmp_path: Path, names: list[str]) -> Path:
     path = tmp_path / "requirements.txt"
     path.write_text("".join(f"{name}=={installed(name)}\n" for name in names))

@@ -35,6 +35,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import tempfile
 from pathlib import Path
@@ -51,6 +52,8 @@ TAR_RECORD = 20 * TAR_BLOCK
 # pip builds the editable install of utils (pyproject.toml: setuptools.build_meta) in an isolated environment
 # from the same --find-links folder.
 BUILD_BACKEND = "setuptools"
+# In the workshop's venv: the site-packages of the machine's own virtual environment (see_machine_environment)
+MACHINE_PTH = "_machine_environment.pth"
 
 
 class WheelhouseError(RuntimeError):
@@ -312,6 +315,32 @@ def pip_offline(python: str, args: list[str]) -> None:
                               "with the current make wheelhouse (from a .venv that make setup installed)")
 
 
+def machine_site_paths() -> list[str]:
+    """The site-packages of the virtual environment this Python runs in, if it runs in one (many GPU images install
+    torch into a venv, e.g. /opt/torch/.venv); [] for a Python of its own (system, pyenv, conda).
+
+    ``python -m venv --system-site-packages`` from a venv's Python sees the *base* interpreter's packages, not that
+    venv's: without these paths the workshop's venv would not see the machine's torch."""
+    if sys.prefix == sys.base_prefix:
+        return []
+    paths = sysconfig.get_paths()
+    return list(dict.fromkeys(path for path in (paths["purelib"], paths["platlib"]) if Path(path).is_dir()))
+
+
+def see_machine_environment(python: str, paths: list[str]) -> list[str]:
+    """Make the venv of ``python`` see ``paths`` after its own site-packages (a .pth file: what the venv installs, at
+    the pins, comes first; what it lacks, torch included, comes from the machine's environment). Returns the paths
+    added (none when they are the venv's own)."""
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    own = Path(purelib).resolve()
+    paths = [path for path in paths if Path(path).resolve() != own]
+    pth = Path(purelib) / MACHINE_PTH
+    if paths:
+        pth.write_text("".join(f"{path}\n" for path in paths), encoding="utf-8")
+    return paths
+
+
 def install(args) -> int:
     folder = Path(args.folder)
     venv = Path(args.venv)
@@ -330,11 +359,16 @@ def install(args) -> int:
             subprocess.run([sys.executable, "-m", "venv", *([] if args.isolated else ["--system-site-packages"]),
                             str(venv)], check=True)
         python = str(venv / "bin" / "python")
+        if not args.isolated:
+            linked = see_machine_environment(python, machine_site_paths())
+            if linked:
+                print(f"{venv} also sees this Python's virtual environment (its torch): {', '.join(linked)}")
         if not args.no_torch_check:
             probe = subprocess.run([python, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True)
             if probe.returncode != 0:
-                raise WheelhouseError("torch is not importable from this Python: the wheelhouse leaves torch to the "
-                                      "machine (its CUDA build must match the driver); install it first")
+                raise WheelhouseError(f"torch is not importable from {venv}: the wheelhouse leaves torch to the "
+                                      "machine (its CUDA build must match the driver). Run make install-offline "
+                                      "PYTHON=<the python that imports torch>, or install torch first")
             print(f"torch {probe.stdout.strip()} (this machine's)")
         offline = ["--no-index", "--find-links", str(house / "wheels")]
         pip_offline(python, [*offline, "-r", str(house / "requirements.txt")])
