@@ -137,6 +137,30 @@ def test_from_a_python_in_a_venv_the_workshop_venv_sees_that_venv(tmp_path):
     assert check.returncode == 0 and check.stdout.strip() == "machine", check.stderr
 
 
+def test_a_python_without_ensurepip_gets_a_venv_that_uses_the_pip_it_sees(tmp_path):
+    """Debian and Ubuntu without python3.X-venv: `python -m venv` stops at "ensurepip is not available". The venv
+    is made --without-pip and the pip of the machine's environment installs into it (here a stand-in Python that
+    refuses venvs with pip, as that one does)."""
+    shim = tmp_path / "python-without-ensurepip"
+    shim.write_text(f"""#!/bin/sh
+case " $* " in
+  *" venv "*) case " $* " in *" --without-pip "*) ;; *)
+      echo "The virtual environment was not created successfully because ensurepip is not available." >&2
+      exit 1;; esac;;
+esac
+exec {sys.executable} "$@"
+""")
+    shim.chmod(0o755)
+    venv = tmp_path / "venv"
+    wh.create_venv(str(shim), venv, system_site=True)
+    assert (venv / "bin" / "python").exists()
+    assert not list(venv.glob("lib/python*/site-packages/pip"))  # no pip of its own
+    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "--version"], capture_output=True, text=True)
+    assert pip.returncode == 0, pip.stderr  # the one it sees
+    with pytest.raises(wh.WheelhouseError, match="could not create"):
+        wh.create_venv("/bin/false", tmp_path / "other", system_site=True)  # another failure is reported as is
+
+
 def small_requirements(tmp_path: Path, names: list[str]) -> Path:
     path = tmp_path / "requirements.txt"
     path.write_text("".join(f"{name}=={installed(name)}\n" for name in names))

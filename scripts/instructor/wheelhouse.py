@@ -315,6 +315,23 @@ def pip_offline(python: str, args: list[str]) -> None:
                               "with the current make wheelhouse (from a .venv that make setup installed)")
 
 
+def create_venv(python: str, venv: Path, system_site: bool) -> None:
+    """``python -m venv``; where this Python's venv module cannot install pip (Debian and Ubuntu without the
+    python3.X-venv package: "ensurepip is not available"), a venv without pip of its own, which then uses the pip
+    it sees (the machine's environment, through the system's packages or see_machine_environment)."""
+    command = [python, "-m", "venv", *(["--system-site-packages"] if system_site else []), str(venv)]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode == 0:
+        return
+    output = proc.stdout + proc.stderr
+    if "ensurepip" not in output:
+        raise WheelhouseError(f"could not create {venv} ({' '.join(command)}):\n{output.strip()}")
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([*command[:-1], "--without-pip", str(venv)], check=True)
+    print(f"{venv}: this Python cannot install pip into a venv (no ensurepip); created without pip, using the pip "
+          "it sees")
+
+
 def machine_site_paths() -> list[str]:
     """The site-packages of the virtual environment this Python runs in, if it runs in one (many GPU images install
     torch into a venv, e.g. /opt/torch/.venv); [] for a Python of its own (system, pyenv, conda).
@@ -356,13 +373,16 @@ def install(args) -> int:
                                   f"build it again with WHEELHOUSE_PYTHON={here}")
         if not (venv / "bin" / "python").exists():
             # --system-site-packages: the venv sees the machine's own torch (and what the freeze left out)
-            subprocess.run([sys.executable, "-m", "venv", *([] if args.isolated else ["--system-site-packages"]),
-                            str(venv)], check=True)
+            create_venv(sys.executable, venv, system_site=not args.isolated)
         python = str(venv / "bin" / "python")
         if not args.isolated:
             linked = see_machine_environment(python, machine_site_paths())
             if linked:
                 print(f"{venv} also sees this Python's virtual environment (its torch): {', '.join(linked)}")
+        if subprocess.run([python, "-m", "pip", "--version"], capture_output=True).returncode != 0:
+            raise WheelhouseError(f"{venv} has no pip and sees none: install the venv module of this Python "
+                                  f"(Debian/Ubuntu: sudo apt install python{here}-venv), delete {venv} and run "
+                                  "make install-offline again")
         if not args.no_torch_check:
             probe = subprocess.run([python, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True)
             if probe.returncode != 0:
