@@ -28,6 +28,7 @@ def closure(roots, python_version: str | None = None, follow_torch: bool = True)
     ``follow_torch=False`` the torch family (torch, triton, nvidia-*, cuda-*) is neither listed nor followed: the
     target machine keeps its own CUDA build. Raises LookupError naming a root or dependency that this environment
     lacks."""
+    base = marker_environment(python_version)
     found: dict[str, str] = {}
     seen: set[tuple[str, str]] = set()
     stack = [(canonical(name), "") for name in roots]
@@ -41,7 +42,7 @@ def closure(roots, python_version: str | None = None, follow_torch: bool = True)
         except metadata.PackageNotFoundError:
             raise LookupError(name) from None
         found[name] = dist.version
-        env = marker_environment(python_version) | {"extra": extra}
+        env = base | {"extra": extra}
         for text in dist.requires or []:
             requirement = Requirement(text)
             if requirement.marker is None and extra:

@@ -38,10 +38,15 @@ def to_messages(record: dict) -> dict:
     ]}
 
 
+def request_messages(instruction: str, passage: str) -> list[dict]:
+    """The conversation up to the assistant's turn (system and user, as in training): what a request sends."""
+    return to_messages({"instruction": instruction, "input": passage, "output": ""})["messages"][:2]
+
+
 def chat_prompt(tokenizer, prompt: str) -> str:
     """The chat-format prompt for a test prompt of 03 / 05 (the same instruction and, shortened alike, passage)."""
     parts = parse_prompt(prompt)
-    messages = to_messages({"instruction": parts["instruction"], "input": parts["input"], "output": ""})["messages"][:2]
+    messages = request_messages(parts["instruction"], parts["input"])
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 

@@ -43,9 +43,9 @@ def start(model_dir: str | Path, port: int, log: Path, timeout: float = 180) -> 
     """Start the server in its own process group, and return once ``/health`` answers (or raise ServerError)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
-    handle = log.open("w", encoding="utf-8")
-    proc = subprocess.Popen(serve_command(model_dir, port), stdout=handle, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    with log.open("w", encoding="utf-8") as handle:  # the server writes to its own copy of the file
+        proc = subprocess.Popen(serve_command(model_dir, port), stdout=handle, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
